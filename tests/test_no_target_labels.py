@@ -1,0 +1,56 @@
+"""No target labels in training, ever (except `oracle`).
+
+Corrupting the target *training* labels on disk must leave a short training run of every method bit-identical;
+the same corruption must change an `oracle` run, which shows the test can see label use at all."""
+import json, shutil
+from pathlib import Path
+import numpy as np
+import pytest
+import torch
+from cda_nb.trainers import METHODS, Trainer, train
+
+SMALL = dict(iters=3, batch_size=2, crop=(48, 48), log_every=1, ckpt_every=3, progress=False, figures=False, eval_batch_size=4)
+
+def _weights(out, method):
+    ck = torch.load(Path(out)/"minicity"/method/"seed0"/"checkpoint.pt", weights_only=False)
+    return ck["model"], ck["method"]
+
+def _same(a, b):
+    if isinstance(a, dict): return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)): return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if torch.is_tensor(a): return torch.equal(a, b)
+    return a == b
+
+def _corrupt(root, garbage_bytes):
+    rng = np.random.default_rng(1)
+    files = sorted((Path(root)/"cityscapes/gtFine/train").rglob("*_labelIds.png"))
+    assert files
+    for f in files:
+        if garbage_bytes: f.write_bytes(rng.integers(0, 256, 500, dtype=np.uint8).tobytes())
+        else:
+            from cda_nb.data import write_cityscapes_label
+            write_cityscapes_label(rng.integers(0, 34, (64, 128)).astype(np.uint8), f)
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "oracle" and not m.startswith("_")])
+def test_target_labels_never_read(method, tiny_root, tmp_path):
+    m1 = train(method=method, data_root=str(tiny_root), out_dir=str(tmp_path/"a"), **SMALL)
+    _corrupt(tiny_root, garbage_bytes=True)
+    m2 = train(method=method, data_root=str(tiny_root), out_dir=str(tmp_path/"b"), **SMALL)
+    assert m1["miou"] == m2["miou"] and m1["per_class_iou"] == m2["per_class_iou"]
+    assert _same(_weights(tmp_path/"a", method), _weights(tmp_path/"b", method))
+
+def test_only_oracle_builds_labelled_target(tiny_root, tmp_path):
+    for key, cls in METHODS.items():
+        if key.startswith("_"): continue
+        tr = Trainer(method=key, data_root=str(tiny_root), out_dir=str(tmp_path/key), **SMALL)
+        if "target" in tr.data:
+            assert tr.data["target"].labels == (key == "oracle"), key
+            assert ("label" in tr.data["target"][0]) == (key == "oracle"), key
+        assert cls.target_labels == (key == "oracle"), key
+
+def test_corruption_is_visible_to_oracle(tiny_root, tmp_path):
+    "The control: the same kind of corruption (valid PNGs, wrong ids) changes an oracle run."
+    m1 = train(method="oracle", data_root=str(tiny_root), out_dir=str(tmp_path/"a"), **SMALL)
+    _corrupt(tiny_root, garbage_bytes=False)
+    m2 = train(method="oracle", data_root=str(tiny_root), out_dir=str(tmp_path/"b"), **SMALL)
+    assert not _same(_weights(tmp_path/"a", "oracle"), _weights(tmp_path/"b", "oracle"))
