@@ -31,20 +31,27 @@ def _corrupt(root, garbage_bytes):
             from cda_nb.data import write_cityscapes_label
             write_cityscapes_label(rng.integers(0, 34, (64, 128)).astype(np.uint8), f)
 
+@pytest.mark.parametrize("garbage", [True, False], ids=["garbage-bytes", "wrong-ids"])
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "oracle" and not m.startswith("_")])
-def test_target_labels_never_read(method, tiny_root, tmp_path):
-    m1 = train(method=method, data_root=str(tiny_root), out_dir=str(tmp_path/"a"), **SMALL)
-    _corrupt(tiny_root, garbage_bytes=True)
-    m2 = train(method=method, data_root=str(tiny_root), out_dir=str(tmp_path/"b"), **SMALL)
+def test_target_labels_never_read(method, garbage, tiny_root, tmp_path):
+    """Garbage bytes: not even a PNG (so the post-training pseudo-label analysis, which reads target-train labels
+    *after* the last step by design, is switched off). Wrong ids: valid PNGs, analysis on."""
+    kw = dict(SMALL, analysis=not garbage)
+    m1 = train(method=method, data_root=str(tiny_root), out_dir=str(tmp_path/"a"), **kw)
+    _corrupt(tiny_root, garbage_bytes=garbage)
+    m2 = train(method=method, data_root=str(tiny_root), out_dir=str(tmp_path/"b"), **kw)
     assert m1["miou"] == m2["miou"] and m1["per_class_iou"] == m2["per_class_iou"]
     assert _same(_weights(tmp_path/"a", method), _weights(tmp_path/"b", method))
+    if not garbage and "pseudo_labels" in m1:        # the analysis does see the labels: it must differ
+        assert m1["pseudo_labels"] != m2["pseudo_labels"]
 
 def test_only_oracle_builds_labelled_target(tiny_root, tmp_path):
     for key, cls in METHODS.items():
         if key.startswith("_"): continue
         tr = Trainer(method=key, data_root=str(tiny_root), out_dir=str(tmp_path/key), **SMALL)
         if "target" in tr.data:
-            assert tr.data["target"].labels == (key == "oracle"), key
+            base = getattr(tr.data["target"], "ds", tr.data["target"])     # PseudoLabeled wraps the unlabelled set
+            assert base.labels == (key == "oracle"), key
             assert ("label" in tr.data["target"][0]) == (key == "oracle"), key
         assert cls.target_labels == (key == "oracle"), key
 
