@@ -1,0 +1,113 @@
+"The console scripts: `cda-train` (same run folder as `train()`), `cda-eval` (parity with cityscapesscripts)."
+import importlib, json, math, os, shutil, subprocess, sys
+from pathlib import Path
+import numpy as np
+import pytest
+import yaml
+from conftest import ROOT, run_py
+
+BIN = Path(sys.executable).parent
+
+def _script(name, *args, cwd=None):
+    exe = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    assert exe, f"console script {name} is not installed (pip install -e . after nbdev_export)"
+    return subprocess.run([exe, *map(str, args)], cwd=cwd or ROOT, capture_output=True, text=True, timeout=900)
+
+def test_help_lists_methods_and_parameters():
+    from cda_nb.trainers import METHODS, TrainConfig
+    import dataclasses
+    r = _script("cda-train", "--help")
+    assert r.returncode == 0, r.stderr
+    for k in METHODS:
+        if not k.startswith("_"): assert f"  {k} " in r.stdout, k
+    for f in dataclasses.fields(TrainConfig):
+        assert f"  {f.name} " in r.stdout, f.name
+    assert "default 1000" in r.stdout                       # iters' default is shown
+    assert "method_params.NAME=VALUE" in r.stdout
+
+def test_unknown_key_exits_2_without_traceback(tmp_path):
+    r = _script("cda-train", "itres=3", f"out_dir={tmp_path}")
+    assert r.returncode == 2
+    assert "unknown parameter(s) ['itres']" in r.stderr and "valid parameters" in r.stderr and "iters" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = _script("cda-train", "method=bcll", f"out_dir={tmp_path}")
+    assert r.returncode == 2 and "choose one of" in r.stderr and "source_only" in r.stderr
+    r = _script("cda-train", "method_params.nope=1", f"out_dir={tmp_path}")
+    assert r.returncode == 2 and "has no parameter" in r.stderr
+    assert not any(tmp_path.iterdir())                      # nothing was written
+
+@pytest.mark.parametrize("path", sorted((ROOT/"configs").rglob("*.yaml")), ids=lambda p: str(p.relative_to(ROOT/"configs")))
+def test_shipped_configs_are_valid(path):
+    from cda_nb.cli import load_run_config
+    cfg = load_run_config(path)
+    assert cfg.method == path.stem and cfg.dataset == path.parent.name
+
+VOLATILE = {"train_seconds", "sec_per_iter", "peak_rss_mb", "peak_gpu_mb"}
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    "The same tiny run through `cda-train` (YAML + overrides) and through `train()`."
+    from conftest import write_tiny
+    tmp = tmp_path_factory.mktemp("cli")
+    data = write_tiny(tmp/"data")
+    over = dict(data_root=str(data), iters=3, batch_size=2, crop=[48, 48], progress=False)
+    r = _script("cda-train", "configs/minicity/source_only.yaml", *[f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in over.items()],
+                f"out_dir={tmp/'cli'}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    d = yaml.safe_load((ROOT/"configs/minicity/source_only.yaml").read_text())
+    p = run_py(f"from cda_nb.trainers import train; train(**{ {**d, **over, 'out_dir': str(tmp/'api')}!r})")
+    assert p.returncode == 0, p.stderr[-3000:]
+    return dict(tmp=tmp, data=data, stdout=r.stdout, cli=tmp/"cli/minicity/source_only/seed0", api=tmp/"api/minicity/source_only/seed0")
+
+def test_cli_run_matches_train(cli_run):
+    cli, api = cli_run["cli"], cli_run["api"]
+    assert f"run folder: {cli}" in cli_run["stdout"]
+    assert sorted(p.name for p in cli.iterdir()) == sorted(p.name for p in api.iterdir())
+    c1, c2 = (json.loads((d/"config.json").read_text()) for d in (cli, api))
+    assert c1.pop("out_dir") != c2.pop("out_dir")
+    assert c1 == c2 and c1["iters"] == 3 and c1["crop"] == [48, 48]
+    m1, m2 = (json.loads((d/"metrics.json").read_text()) for d in (cli, api))
+    assert {k: v for k, v in m1.items() if k not in VOLATILE} == {k: v for k, v in m2.items() if k not in VOLATILE}
+    assert [r["step"] for r in map(json.loads, (cli/"log.jsonl").read_text().splitlines())] == [3]
+
+@pytest.fixture(scope="module")
+def cs_eval(tmp_path_factory):
+    "cityscapesscripts' pixel-level evaluation module (it reads CITYSCAPES_DATASET at import)."
+    pytest.importorskip("cityscapesscripts")
+    d = tmp_path_factory.mktemp("cityscapes_root")
+    old = os.environ.get("CITYSCAPES_DATASET"); os.environ["CITYSCAPES_DATASET"] = str(d)
+    try:
+        sys.modules.pop("cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling", None)
+        mod = importlib.import_module("cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling")
+    finally:
+        if old is None: os.environ.pop("CITYSCAPES_DATASET", None)
+        else: os.environ["CITYSCAPES_DATASET"] = old
+    mod.args.evalInstLevelScore = False; mod.args.evalPixelAccuracy = False; mod.args.quiet = True
+    return mod
+
+def test_eval_pred_dir_parity_with_cityscapesscripts(cli_run, cs_eval):
+    run, tmp = cli_run["cli"], cli_run["tmp"]
+    r = _script("cda-eval", run, "--pred_dir", tmp/"pred", "--out", tmp/"eval.json", "--no-progress")
+    assert r.returncode == 0, r.stderr[-3000:]
+    printed = json.loads(r.stdout)
+    assert printed == {k: v for k, v in json.loads((tmp/"eval.json").read_text()).items() if k != "confusion"}
+    # no eval_size on this dataset: the trainer's final evaluation is the same protocol
+    assert abs(printed["miou"] - json.loads((run/"metrics.json").read_text())["miou"]) < 1e-9
+    args = cs_eval.args
+    args.predictionPath, args.predictionWalk = str(tmp/"pred"), None
+    gts = sorted((cli_run["data"]/"cityscapes/gtFine/val").glob("*/*_gtFine_labelIds.png"))
+    assert len(gts) == printed["n_images"] == 3
+    cm = cs_eval.generateMatrix(args)
+    for g in gts:
+        pred = cs_eval.getPrediction(args, str(g))            # the official name matching (<city>_<seq>_<frame>)
+        cs_eval.evaluatePair(pred, str(g), cm, {}, {}, args)
+    from cda_nb.data import CS_LABELS
+    scores = {l.name: cs_eval.getIouScoreForLabel(l.id, cm, args) for l in CS_LABELS if l.id >= 0 and not l.ignore_in_eval}
+    official = cs_eval.getScoreAverage(scores, args)
+    assert abs(official - printed["miou"]) < 1e-6, (official, printed["miou"])
+    for name, v in printed["per_class_iou"].items():
+        assert (v is None and math.isnan(scores[name])) or abs(v - scores[name]) < 1e-6, name
+
+def test_eval_missing_checkpoint(tmp_path):
+    r = _script("cda-eval", tmp_path/"nope")
+    assert r.returncode == 2 and "checkpoint not found" in r.stderr and "Traceback" not in r.stderr
