@@ -1,0 +1,76 @@
+"""Speed and memory of each method on one machine, in one run.
+
+    python reports/bench/bench.py                       # MiniCity, SmallSegNet, all methods -> reports/bench/methods_<device>.{json,md}
+    python reports/bench/bench.py --deeplab             # DeepLab-V2 ResNet-101 at the papers' 512x512 crop -> reports/bench/deeplab_<device>.{json,md}
+
+Each measurement runs in its own process (so peak RSS is that method's), repeated `--repeats` times; we report
+the median over repeats of the median seconds per iteration (steady state: after warm-up steps, with the
+one-off pseudo-label refresh excluded) and the peak RSS / peak GPU memory. Machines are noisy: read medians."""
+import argparse, json, os, subprocess, sys, tempfile, time, platform
+from pathlib import Path
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+CHILD = r'''
+import json, sys, time, statistics, torch
+from cda_nb.trainers import Trainer
+from cda_nb.core import read_jsonl, peak_rss_mb, peak_gpu_mb
+kw = json.loads(sys.argv[1]); warm, n = kw.pop("_warm"), kw.pop("_n")
+tr = Trainer(**kw)
+tr.fit(stop_at=warm)                      # warm-up, includes the first pseudo-label refresh
+tr.fit(stop_at=warm + n)
+rec = [r for r in read_jsonl(tr.dir/"log.jsonl") if "loss" in r]
+sec = [b["seconds"] - a["seconds"] for a, b in zip(rec, rec[1:]) if b["step"] > warm]
+print("RESULT" + json.dumps({"sec_per_iter": statistics.median(sec), "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(),
+                             "device": str(tr.device), "threads": torch.get_num_threads()}))
+'''
+
+def measure(params, warm, n):
+    with tempfile.TemporaryDirectory() as d:
+        kw = dict(params, out_dir=d, progress=False, figures=False, analysis=False, log_every=1, ckpt_every=10**6, _warm=warm, _n=n)
+        r = subprocess.run([sys.executable, "-c", CHILD, json.dumps(kw)], capture_output=True, text=True)
+        if r.returncode: raise SystemExit(r.stderr[-3000:])
+        return json.loads(r.stdout.split("RESULT", 1)[1])
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", default="source_only,oracle,self_training,bcl")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=30, help="timed iterations per repeat")
+    ap.add_argument("--warm", type=int, default=5)
+    ap.add_argument("--deeplab", action="store_true", help="DeepLab-V2 ResNet-101 at 512x512 (random init; few iterations)")
+    ap.add_argument("--device", default="auto")
+    a = ap.parse_args()
+    if a.deeplab:
+        base = dict(model="deeplabv2", crop=(512, 512), scale=None, batch_size=1, device=a.device, init="none")
+        methods, name = ["source_only", "bcl"], "deeplab"
+        a.iters, a.warm = min(a.iters, 4), min(a.warm, 2)
+    else:
+        base = dict(device=a.device, init="none")
+        methods, name = a.methods.split(","), "methods"
+    rows = {}
+    for m in methods:
+        p = dict(base, method=m, iters=10**5)
+        if m in ("self_training", "bcl"): p["method_params"] = {"refresh_every": 10**6}
+        runs = [measure(p, a.warm, a.iters) for _ in range(a.repeats)]
+        rows[m] = {"sec_per_iter_median": float(np.median([r["sec_per_iter"] for r in runs])),
+                   "sec_per_iter_runs": [round(r["sec_per_iter"], 4) for r in runs],
+                   "peak_rss_mb_median": float(np.median([r["peak_rss_mb"] for r in runs])),
+                   "peak_gpu_mb": runs[0]["peak_gpu_mb"], "device": runs[0]["device"]}
+        print(m, rows[m], flush=True)
+    dev = rows[methods[0]]["device"].split(":")[0]
+    info = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "repeats": a.repeats, "timed_iters": a.iters, "warmup_iters": a.warm, "params": base, "date": time.strftime("%Y-%m-%d")}
+    (HERE/f"{name}_{dev}.json").write_text(json.dumps({"info": info, "methods": rows}, indent=2) + "\n")
+    ref = rows.get("self_training", rows.get("source_only"))["sec_per_iter_median"]
+    lines = [f"# {name} benchmark ({dev})", "", f"`python reports/bench/bench.py{' --deeplab' if a.deeplab else ''}` — {info['cpus']} CPUs, "
+             f"Python {info['python']}, {a.repeats} repeats × {a.iters} timed iterations after {a.warm} warm-up; medians.", "",
+             "| method | s/iter (median) | runs | × self_training | peak RSS (MiB) | peak GPU (MiB) |", "|---|---|---|---|---|---|"]
+    for m, r in rows.items():
+        lines.append(f"| {m} | {r['sec_per_iter_median']:.3f} | {', '.join(map(str, r['sec_per_iter_runs']))} | "
+                     f"{r['sec_per_iter_median'] / ref:.2f} | {r['peak_rss_mb_median']:.0f} | {r['peak_gpu_mb'] or '–'} |")
+    (HERE/f"{name}_{dev}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+if __name__ == "__main__": main()
