@@ -5,6 +5,7 @@
 # Runs that already finished (metrics.json present) are resumed/reused, so an interrupted regeneration continues.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+command -v papermill >/dev/null || { echo "papermill not found: install the kit first (see README.md) and activate its venv"; exit 1; }
 export RUNS=reports/runs NB=reports/runs/_notebooks
 mkdir -p "$NB"
 JOBS=${JOBS:-1}
@@ -14,12 +15,13 @@ run() {  # run <method> <seed> [tag] [method_params yaml]
   local method=$1 seed=$2 tag=${3:-} mp=${4:-"{}"}
   local name=$method${tag:+-$tag}
   papermill nbs/train.ipynb "$NB/${name}_seed${seed}.ipynb" -p method "$method" -p seed "$seed" -p tag "$tag" \
-    -y "method_params: $mp" -p out_dir "$RUNS" --cwd . >/dev/null 2>"$NB/${name}_seed${seed}.log"
+    -y "method_params: $mp" -p out_dir "$RUNS" --cwd . >/dev/null 2>"$NB/${name}_seed${seed}.log" \
+    || { echo "FAILED: $name seed $seed (see $NB/${name}_seed${seed}.log)"; return 1; }
   echo "done: $name seed $seed"
 }
 export -f run
 
-seed_chain() { run source_only "$1"; run oracle "$1"; run self_training "$1"; run bcl "$1"; }
+seed_chain() { run source_only "$1" && run oracle "$1" && run self_training "$1" && run bcl "$1"; }
 export -f seed_chain
 printf '0\n1\n2\n' | xargs -P "$JOBS" -I{} bash -c 'seed_chain {}'
 
