@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every committed MiniCity result from scratch:
 #   3 seeds x {source_only, oracle, self_training, bcl}, the bcl ablation (seed 0), then the report.
-# Run from anywhere:  bash reports/minicity/regenerate.sh        (JOBS=2 runs two seeds at a time, one thread each)
+# Run from anywhere:  bash reports/minicity/regenerate.sh        (JOBS=2 runs two trainings at a time, one thread each)
 # Runs that already finished (metrics.json present) are resumed/reused, so an interrupted regeneration continues.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,22 +12,24 @@ JOBS=${JOBS:-1}
 if [ "$JOBS" -gt 1 ]; then export OMP_NUM_THREADS=1; fi
 
 run() {  # run <method> <seed> [tag] [method_params yaml]
-  local method=$1 seed=$2 tag=${3:-} mp=${4:-"{}"}
+  local method=$1 seed=$2 tag=${3:-} mp=${4:-}
+  [ -n "$mp" ] || mp="{}"
   local name=$method${tag:+-$tag}
   papermill nbs/train.ipynb "$NB/${name}_seed${seed}.ipynb" -p method "$method" -p seed "$seed" -p tag "$tag" \
     -y "method_params: $mp" -p out_dir "$RUNS" --cwd . >/dev/null 2>"$NB/${name}_seed${seed}.log" \
     || { echo "FAILED: $name seed $seed (see $NB/${name}_seed${seed}.log)"; return 1; }
   echo "done: $name seed $seed"
 }
-export -f run
+runline() { local m s t mp; read -r m s t mp <<< "$1"; run "$m" "$s" "$t" "$mp"; }
+export -f run runline
 
-seed_chain() { run source_only "$1" && run oracle "$1" && run self_training "$1" && run bcl "$1"; }
-export -f seed_chain
-printf '0\n1\n2\n' | xargs -P "$JOBS" -I{} bash -c 'seed_chain {}'
-
-# bcl ablation (Table 3 analogue), seed 0; the names match cda_nb.report.ABLATION
-printf '%s\n' "fcl|{lambda_bc: 0.0, dynamic: false}" "fcl_bcl|{dynamic: false}" "dyn_nocal|{calibrate: false}" |
-  xargs -P "$JOBS" -I{} bash -c 'IFS="|" read -r tag mp <<< "{}"; run bcl 0 "$tag" "$mp"'
+# stage 1: the bounds; stage 2: everything that starts from a source-only model (self_training, bcl, the bcl
+# ablation of Table 3 on seed 0: names match cda_nb.report.ABLATION)
+printf '%s\n' "source_only 0" "source_only 1" "source_only 2" "oracle 0" "oracle 1" "oracle 2" |
+  xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
+printf '%s\n' "bcl 0" "self_training 0" "bcl 1" "self_training 1" "bcl 2" "self_training 2" \
+  "bcl 0 fcl {lambda_bc: 0.0, dynamic: false}" "bcl 0 fcl_bcl {dynamic: false}" "bcl 0 dyn_nocal {calibrate: false}" |
+  xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
 
 papermill nbs/report.ipynb "$NB/report.ipynb" -p dataset minicity -p runs_dir "$RUNS" -p report_dir reports --cwd . \
   -y "notes: $(python -c 'import json,pathlib; p=pathlib.Path("reports/minicity/NOTES.md"); print(json.dumps(p.read_text() if p.exists() else ""))')"
