@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['CDAError', 'check_choice', 'seed_everything', 'rng_state', 'set_rng_state', 'get_device', 'atomic_write_bytes',
-           'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'append_jsonl', 'read_jsonl', 'cache_dir',
-           'run_dir', 'peak_rss_mb', 'peak_gpu_mb']
+__all__ = ['CDAError', 'check_choice', 'seed_everything', 'mix_seed', 'rng_state', 'set_rng_state', 'get_device',
+           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'append_jsonl',
+           'read_jsonl', 'cache_dir', 'run_dir', 'peak_rss_mb', 'peak_gpu_mb']
 
 # %% ../nbs/00_core.ipynb #a002fcdc
 class CDAError(ValueError):
@@ -35,6 +35,15 @@ def seed_everything(seed: int, deterministic: bool = True):
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
+
+# %% ../nbs/00_core.ipynb #864c0625
+def mix_seed(*xs) -> int:
+    "A 63-bit seed from integers (splitmix-style hashing)."
+    h = 0x9E3779B97F4A7C15
+    for x in xs:
+        h = (h ^ (int(x) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 31
+    return h & 0x7FFFFFFFFFFFFFFF
 
 # %% ../nbs/00_core.ipynb #550b908c
 def rng_state() -> dict:

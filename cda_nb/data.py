@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from .core import CDAError
+from .core import CDAError, mix_seed
 
 # %% auto #0
 __all__ = ['IGNORE', 'Label', 'CS_LABELS', 'CLASSES19', 'PALETTE19', 'THING19', 'ID2TRAIN', 'TRAIN2ID', 'CS_KNOWN',
@@ -434,14 +434,6 @@ def class_balanced_probs(presence) -> np.ndarray:
     return inv / inv.sum()
 
 # %% ../nbs/01_data.ipynb #d8375c9c
-def _hash_seed(*xs) -> int:
-    "A 63-bit seed from integers (splitmix-style hashing, as the trainer's streams use)."
-    h = 0x9E3779B97F4A7C15
-    for x in xs:
-        h = (h ^ (int(x) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & 0x7FFFFFFFFFFFFFFF
-
 class ClassBalancedChoice:
     "Class-balanced image choice (bcl supplement, eq. 1): `index(pos)` -> image index, deterministic in (seed, pos)."
     def __init__(self, presence, seed: int = 0):
@@ -451,7 +443,7 @@ class ClassBalancedChoice:
         self.seed = seed
     def __len__(self): return len(self.presence)
     def _draw(self, pos):
-        g = torch.Generator().manual_seed(_hash_seed(self.seed, 0xCB, pos))
+        g = torch.Generator().manual_seed(mix_seed(self.seed, 0xCB, pos))
         k = int(torch.multinomial(self.probs, 1, generator=g))
         m = self.members[k]
         return k, int(m[int(torch.randint(len(m), (1,), generator=g))])

@@ -335,14 +335,6 @@ class BCL(SelfTraining):
         super().load_state_dict(d); self.src_bank.load_state_dict(d["src_bank"]); self.tgt_bank.load_state_dict(d["tgt_bank"])
 
 # %% ../nbs/09_trainers.ipynb #ed748fa4
-def _mix(*xs) -> int:
-    "A 63-bit seed from integers (splitmix-style hashing)."
-    h = 0x9E3779B97F4A7C15
-    for x in xs:
-        h = (h ^ (int(x) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & 0x7FFFFFFFFFFFFFFF
-
 class Stream(Dataset):
     "Endless seeded stream over `ds`: position -> (permuted or `chooser`-drawn item, seeded augmentation)."
     def __init__(self, ds, seed: int, salt: int = 0, chooser=None):
@@ -353,12 +345,12 @@ class Stream(Dataset):
         n = len(self.ds); epoch, i = divmod(pos, n)
         if epoch not in self._perms:
             if len(self._perms) > 4: self._perms.clear()
-            g = torch.Generator().manual_seed(_mix(self.seed, self.salt, epoch))
+            g = torch.Generator().manual_seed(mix_seed(self.seed, self.salt, epoch))
             self._perms[epoch] = torch.randperm(n, generator=g)
         return int(self._perms[epoch][i])
     def __getitem__(self, pos):
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_mix(self.seed, self.salt, 1 << 40, pos))
+            torch.manual_seed(mix_seed(self.seed, self.salt, 1 << 40, pos))
             return self.ds[self.index(pos)]
 
 class _Batches(torch.utils.data.Sampler):
