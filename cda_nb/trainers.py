@@ -253,10 +253,10 @@ class BCL(SelfTraining):
         self._batch = None
 
     @torch.no_grad()
-    def pseudo_labels(self, f_t, rho_s, present_s, static, calibrated=None, threshold=None):
+    def pseudo_labels(self, f_t, rho_s, present_s, static, calibrated=None, threshold=None, dynamic=None):
         "Hybrid labels (eq. 10) of target features from (calibrated) batch source prototypes; also returns y_D."
         h = self.hp
-        if not h["dynamic"]: return static, None
+        if not (h["dynamic"] if dynamic is None else dynamic): return static, None
         cal = h["calibrate"] if calibrated is None else calibrated
         protos = calibrate(rho_s, bank_bias(self.src_bank, self.tgt_bank)[0]) if cal else rho_s.detach()   # eqs. 6-7
         y_d = dynamic_labels(f_t.detach(), protos, present_s, h["threshold"] if threshold is None else threshold,
@@ -310,9 +310,9 @@ class BCL(SelfTraining):
             f_t = o_t.feats.float()
             for cal in (False, True):
                 for T in Ts:
-                    _, y_d = self.pseudo_labels(f_t, rho_s, present_s, static, calibrated=cal, threshold=T)
+                    _, y_d = self.pseudo_labels(f_t, rho_s, present_s, static, calibrated=cal, threshold=T, dynamic=True)
                     add(("dynamic_calibrated" if cal else "dynamic_uncalibrated", T), label_density_accuracy(y_d, y_t))
-            y_h, _ = self.pseudo_labels(f_t, rho_s, present_s, static, calibrated=True)
+            y_h, _ = self.pseudo_labels(f_t, rho_s, present_s, static, calibrated=True, dynamic=True)
             add("hybrid", label_density_accuracy(y_h, y_t)); add("static", label_density_accuracy(static, y_t))
             lg_all.append(o_t.logits.float().cpu()); gt_all.append(y_t.cpu())
         lg, gt = torch.cat(lg_all), torch.cat(gt_all)
