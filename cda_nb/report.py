@@ -147,7 +147,7 @@ def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=No
              "*gap closed* = share of the source-only → oracle mIoU gap a method closes.", "", iou_table(runs, order)]
     if "source_only" in runs and "oracle" in runs:
         so = {m["seed"]: m["miou"] for m in runs["source_only"]}; orc = {m["seed"]: m["miou"] for m in runs["oracle"]}
-        seeds = sorted(set(so) & set(orc)); ratios = [so[s] / orc[s] for s in seeds]
+        seeds = sorted(set(so) & set(orc)); ratios = [so[s] / orc[s] if orc[s] else float('nan') for s in seeds]
         lines += ["## Benchmark calibration", "", "| seed | source-only mIoU | oracle mIoU | ratio |", "|---|---|---|---|"]
         lines += [f"| {s} | {100*so[s]:.1f} | {100*orc[s]:.1f} | {r:.3f} |" for s, r in zip(seeds, ratios)]
         lines += [f"| mean | {100*np.mean([so[s] for s in seeds]):.1f} | {100*np.mean([orc[s] for s in seeds]):.1f} | **{np.mean(ratios):.3f}** |", "",

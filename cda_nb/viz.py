@@ -83,7 +83,7 @@ def plot_miou_by_method(runs: dict, order=None, title="target val mIoU"):
 def plot_ratio_to_oracle(runs: dict, band=(0.3, 0.6)):
     "Source-only mIoU / oracle mIoU per seed, with the calibration band."
     so = {m["seed"]: m["miou"] for m in runs["source_only"]}; orc = {m["seed"]: m["miou"] for m in runs["oracle"]}
-    seeds = sorted(set(so) & set(orc)); r = [so[s] / orc[s] for s in seeds]
+    seeds = sorted(set(so) & set(orc)); r = [so[s] / orc[s] if orc[s] else np.nan for s in seeds]
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.axhspan(*band, color="g", alpha=0.12, label=f"target band {band[0]:.0%}–{band[1]:.0%}")
     ax.bar([str(s) for s in seeds], r, color="0.5")
