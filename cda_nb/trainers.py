@@ -34,13 +34,14 @@ __all__ = ['DATASET_DEFAULTS', 'SOURCE_FOLDER', 'METHODS', 'TrainConfig', 'make_
 # %% ../nbs/09_trainers.ipynb #24fef222
 DATASET_DEFAULTS = {
     # the embedded benchmark: 128x256 images, trained on 128x128 crops, evaluated at full size
-    "minicity": dict(src_resize=None, tgt_resize=None, crop=(128, 128), scale=(0.75, 1.5), eval_size=None),
+    "minicity": dict(src_resize=None, tgt_resize=None, crop=(128, 128), scale=(0.75, 1.5), eval_size=None, lr=0.02,
+                     iters=1000, adapt_iters=500),
     # the papers' GTA5 -> Cityscapes setting: GTA5 at 1280x720, Cityscapes at 1024x512, 512x512 crops
     "gta5_cityscapes": dict(src_resize=(720, 1280), tgt_resize=(512, 1024), crop=(512, 512), scale=(0.5, 2.0),
-                            eval_size=(512, 1024)),
+                            eval_size=(512, 1024), lr=2.5e-4, iters=100000, adapt_iters=100000),
     # SYNTHIA-RAND-CITYSCAPES (1280x760) -> Cityscapes; evaluated over 16 and 13 classes as well
     "synthia_cityscapes": dict(src_resize=(760, 1280), tgt_resize=(512, 1024), crop=(512, 512), scale=(0.5, 2.0),
-                               eval_size=(512, 1024)),
+                               eval_size=(512, 1024), lr=2.5e-4, iters=100000, adapt_iters=100000),
 }
 SOURCE_FOLDER = {"minicity": "gta5", "gta5_cityscapes": "gta5", "synthia_cityscapes": "synthia"}
 
@@ -57,10 +58,10 @@ class TrainConfig:
     model_kwargs: dict = field(default_factory=dict)   # e.g. {"pretrained": "/path/resnet101.pth"} for deeplabv2
     source_sampling: str = ""      # "" (the method's default), "uniform" or "class_balanced" (bcl supplement eq. 1)
     seed: int = 0
-    iters: int = 1000
+    iters: Optional[int] = None    # None: the dataset's default (MiniCity: 1000 from scratch, 500 when adapting a source model)
     batch_size: int = 8
     optimizer: str = "sgd"
-    lr: float = 0.02
+    lr: Optional[float] = None     # None: the dataset's base lr, times the method's `lr_factor`
     momentum: float = 0.9
     weight_decay: float = 5e-4
     poly_power: float = 0.9
@@ -103,15 +104,18 @@ def make_config(cfg=None, **params) -> TrainConfig:
     if bad: raise CDAError(f"unknown parameter(s) {bad}; valid parameters: {', '.join(valid)}")
     check_choice("method", d.get("method", "source_only"), METHODS)
     check_choice("dataset", d.get("dataset", "minicity"), DATASET_DEFAULTS)
-    for k, v in DATASET_DEFAULTS[d.get("dataset", "minicity")].items():
-        if d.get(k) is None: d[k] = v
+    mcls, dd = METHODS[d.get("method", "source_only")], DATASET_DEFAULTS[d.get("dataset", "minicity")]
+    adapts = mcls.default_init == "source_only"
+    for k, v in dd.items():
+        if k == "adapt_iters": continue
+        if d.get(k) is None: d[k] = v * mcls.lr_factor if k == "lr" else dd["adapt_iters"] if (k == "iters" and adapts) else v
     c = TrainConfig(**d)
     check_choice("optimizer", c.optimizer, ["sgd", "adamw"])
     check_choice("model", c.model, MODELS)
     check_choice("source_sampling", c.source_sampling, ["", "uniform", "class_balanced"])
     for k in ("iters", "batch_size", "eval_batch_size", "log_every", "ckpt_every"):
         if not isinstance(getattr(c, k), int) or getattr(c, k) <= 0: raise CDAError(f"{k}={getattr(c, k)!r} must be a positive integer")
-    if not (c.lr > 0): raise CDAError(f"lr={c.lr!r} must be > 0")
+    if not (isinstance(c.lr, (int, float)) and c.lr > 0): raise CDAError(f"lr={c.lr!r} must be > 0")
     for k in ("crop", "src_resize", "tgt_resize", "eval_size"): setattr(c, k, _pair(k, getattr(c, k)))
     if c.scale is not None:
         c.scale = tuple(c.scale)
@@ -129,6 +133,7 @@ class Method:
     target_labels: bool = False    # may read target labels in training (only `oracle`)
     default_init: str = "none"     # where the weights start: "none" (ImageNet/random) or "source_only"
     source_sampling: str = "uniform"  # how source images are drawn: "uniform" or "class_balanced"
+    lr_factor: float = 1.0         # default lr = dataset base lr x this (adaptation from a source model: 0.3)
     defaults: dict = {}
 
     def __init__(self, **params):
@@ -193,9 +198,9 @@ class Oracle(Method):
 @register
 class SelfTraining(Method):
     "L_base (bcl, eq. 11): source CE + target CE on static CBST labels + entropy of both domains."
-    key, uses_target, default_init = "self_training", True, "source_only"
+    key, uses_target, default_init, lr_factor = "self_training", True, "source_only", 0.3
     defaults = dict(lambda_seg_s=1.0, lambda_seg_t=1.0, lambda_ent_s=0.4, lambda_ent_t=0.4,
-                    cbst_p=0.2, cbst_cap=0.9, refresh_every=0)
+                    cbst_p=0.2, cbst_cap=1.0, refresh_every=0)
 
     def setup(self, trainer):
         super().setup(trainer)

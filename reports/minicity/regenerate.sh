@@ -2,7 +2,8 @@
 # Regenerate every committed MiniCity result from scratch:
 #   3 seeds x {source_only, oracle, self_training, bcl}, the bcl ablation (seed 0), then the report.
 # Run from anywhere:  bash reports/minicity/regenerate.sh        (JOBS=2 runs two trainings at a time, one thread each)
-# Runs that already finished (metrics.json present) are resumed/reused, so an interrupted regeneration continues.
+# Finished runs (metrics.json present) are kept and interrupted ones resume from their checkpoint, so an
+# interrupted regeneration continues; `rm -rf reports/runs/minicity` first to start from nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v papermill >/dev/null || { echo "papermill not found: install the kit first (see README.md) and activate its venv"; exit 1; }
@@ -15,6 +16,7 @@ run() {  # run <method> <seed> [tag] [method_params yaml]
   local method=$1 seed=$2 tag=${3:-} mp=${4:-}
   [ -n "$mp" ] || mp="{}"
   local name=$method${tag:+-$tag}
+  if [ -f "$RUNS/minicity/$name/seed$seed/metrics.json" ]; then echo "finished already: $name seed $seed"; return 0; fi
   papermill nbs/train.ipynb "$NB/${name}_seed${seed}.ipynb" -p method "$method" -p seed "$seed" -p tag "$tag" \
     -y "method_params: $mp" -p out_dir "$RUNS" --cwd . >/dev/null 2>"$NB/${name}_seed${seed}.log" \
     || { echo "FAILED: $name seed $seed (see $NB/${name}_seed${seed}.log)"; return 1; }
