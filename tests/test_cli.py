@@ -22,7 +22,7 @@ def test_help_lists_methods_and_parameters():
         if not k.startswith("_"): assert f"  {k} " in r.stdout, k
     for f in dataclasses.fields(TrainConfig):
         assert f"  {f.name} " in r.stdout, f.name
-    assert "default 1000" in r.stdout                       # iters' default is shown
+    assert "default None   # None: the dataset's default" in r.stdout   # iters: its default and its comment
     assert "method_params.NAME=VALUE" in r.stdout
 
 def test_unknown_key_exits_2_without_traceback(tmp_path):
