@@ -49,3 +49,21 @@ def tiny_root(tmp_path):
 def run_py(code, cwd=None, timeout=600):
     "Run python code in a fresh interpreter; returns CompletedProcess."
     return subprocess.run([sys.executable, "-c", code], cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout)
+
+@pytest.fixture(scope="session")
+def cs_eval(tmp_path_factory):
+    "cityscapesscripts' pixel-level evaluation module, imported with CITYSCAPES_DATASET at a scratch folder (it reads it at import)."
+    import importlib
+    pytest.importorskip("cityscapesscripts")
+    d = tmp_path_factory.mktemp("cityscapes_root")
+    old = os.environ.get("CITYSCAPES_DATASET"); os.environ["CITYSCAPES_DATASET"] = str(d)
+    try:
+        sys.modules.pop("cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling", None)
+        mod = importlib.import_module("cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling")
+    finally:
+        if old is None: os.environ.pop("CITYSCAPES_DATASET", None)
+        else: os.environ["CITYSCAPES_DATASET"] = old
+    mod.args.evalInstLevelScore = False      # no instanceIds files
+    mod.args.evalPixelAccuracy = False
+    mod.args.quiet = True
+    return mod

@@ -70,20 +70,6 @@ def test_cli_run_matches_train(cli_run):
     assert {k: v for k, v in m1.items() if k not in VOLATILE} == {k: v for k, v in m2.items() if k not in VOLATILE}
     assert [r["step"] for r in map(json.loads, (cli/"log.jsonl").read_text().splitlines())] == [3]
 
-@pytest.fixture(scope="module")
-def cs_eval(tmp_path_factory):
-    "cityscapesscripts' pixel-level evaluation module (it reads CITYSCAPES_DATASET at import)."
-    pytest.importorskip("cityscapesscripts")
-    d = tmp_path_factory.mktemp("cityscapes_root")
-    old = os.environ.get("CITYSCAPES_DATASET"); os.environ["CITYSCAPES_DATASET"] = str(d)
-    try:
-        sys.modules.pop("cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling", None)
-        mod = importlib.import_module("cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling")
-    finally:
-        if old is None: os.environ.pop("CITYSCAPES_DATASET", None)
-        else: os.environ["CITYSCAPES_DATASET"] = old
-    mod.args.evalInstLevelScore = False; mod.args.evalPixelAccuracy = False; mod.args.quiet = True
-    return mod
 
 def test_eval_pred_dir_parity_with_cityscapesscripts(cli_run, cs_eval):
     run, tmp = cli_run["cli"], cli_run["tmp"]

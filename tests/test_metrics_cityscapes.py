@@ -11,22 +11,7 @@ from cda_nb.metrics import ConfusionMeter, confusion_matrix, iou_per_class, mean
 pytest.importorskip("cityscapesscripts")
 
 
-@pytest.fixture(scope="module")
-def cs_eval(tmp_path_factory):
-    "The evaluation module, imported with CITYSCAPES_DATASET pointing at a scratch folder (it reads it at import)."
-    d = tmp_path_factory.mktemp("cityscapes_root")
-    old = os.environ.get("CITYSCAPES_DATASET")
-    os.environ["CITYSCAPES_DATASET"] = str(d)
-    try:
-        sys.modules.pop("cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling", None)
-        mod = importlib.import_module("cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling")
-    finally:
-        if old is None: os.environ.pop("CITYSCAPES_DATASET", None)
-        else: os.environ["CITYSCAPES_DATASET"] = old
-    mod.args.evalInstLevelScore = False      # no instanceIds files
-    mod.args.evalPixelAccuracy = False
-    mod.args.quiet = True
-    return mod
+# `cs_eval` (cityscapesscripts' evaluation module) is a shared fixture in conftest.py
 
 
 def _random_pair(rng, h=23, w=31):
