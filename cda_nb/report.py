@@ -72,7 +72,8 @@ ABLATION = [("self_training", "L_base (self-training, static labels)", {}),
             ("bcl-fcl", "+ FCL (static labels)", {"lambda_bc": 0.0, "dynamic": False}),
             ("bcl-fcl_bcl", "+ FCL + BCL (static labels)", {"dynamic": False}),
             ("bcl-dyn_nocal", "+ FCL + BCL, hybrid labels, no calibration", {"calibrate": False}),
-            ("bcl", "+ FCL + BCL, hybrid labels, calibration (full bcl)", {})]
+            ("bcl", "+ FCL + BCL, hybrid labels, calibration (full bcl)", {}),
+            ("bcl-T09", "full bcl, similarity threshold 0.9 instead of 0.7 (small-network check)", {"threshold": 0.9})]
 
 def ablation_table(runs: dict, rows=ABLATION) -> str:
     "Markdown table of mIoU (mean ± std over seeds) for the ablation rows that have runs."

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate every committed MiniCity result from scratch:
-#   3 seeds x {source_only, oracle, self_training, bcl}, the bcl ablation (seed 0), then the report.
+#   3 seeds x {source_only, oracle, self_training, bcl}, the bcl ablation and a threshold check (seed 0), then the report.
 # Run from anywhere:  bash reports/minicity/regenerate.sh        (JOBS=2 runs two trainings at a time, one thread each)
 # Finished runs (metrics.json present) are kept and interrupted ones resume from their checkpoint, so an
 # interrupted regeneration continues; `rm -rf reports/runs/minicity` first to start from nothing.
@@ -30,7 +30,8 @@ export -f run runline
 printf '%s\n' "source_only 0" "source_only 1" "source_only 2" "oracle 0" "oracle 1" "oracle 2" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
 printf '%s\n' "bcl 0" "self_training 0" "bcl 1" "self_training 1" "bcl 2" "self_training 2" \
-  "bcl 0 fcl {lambda_bc: 0.0, dynamic: false}" "bcl 0 fcl_bcl {dynamic: false}" "bcl 0 dyn_nocal {calibrate: false}" |
+  "bcl 0 fcl {lambda_bc: 0.0, dynamic: false}" "bcl 0 fcl_bcl {dynamic: false}" "bcl 0 dyn_nocal {calibrate: false}" \
+  "bcl 0 T09 {threshold: 0.9}" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
 
 papermill nbs/report.ipynb "$NB/report.ipynb" -p dataset minicity -p runs_dir "$RUNS" -p report_dir reports --cwd . \
