@@ -65,10 +65,12 @@ def main():
     info = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
             "repeats": a.repeats, "timed_iters": a.iters, "warmup_iters": a.warm, "params": base, "date": time.strftime("%Y-%m-%d")}
     (HERE/f"{name}_{dev}.json").write_text(json.dumps({"info": info, "methods": rows}, indent=2) + "\n")
-    ref = rows.get("self_training", rows.get("source_only"))["sec_per_iter_median"]
-    lines = [f"# {name} benchmark ({dev})", "", f"`python reports/bench/bench.py{' --deeplab' if a.deeplab else ''}` — {info['cpus']} CPUs, "
+    ref_name = "self_training" if "self_training" in rows else methods[0]
+    ref = rows[ref_name]["sec_per_iter_median"]
+    cmd = " ".join(["python reports/bench/bench.py"] + sys.argv[1:])
+    lines = [f"# {name} benchmark ({dev})", "", f"`{cmd}` — {info['cpus']} CPUs, "
              f"Python {info['python']}, {a.repeats} repeats × {a.iters} timed iterations after {a.warm} warm-up; medians.", "",
-             "| method | s/iter (median) | runs | × self_training | peak RSS (MiB) | peak GPU (MiB) |", "|---|---|---|---|---|---|"]
+             f"| method | s/iter (median) | runs | × {ref_name} | peak RSS (MiB) | peak GPU (MiB) |", "|---|---|---|---|---|---|"]
     for m, r in rows.items():
         lines.append(f"| {m} | {r['sec_per_iter_median']:.3f} | {', '.join(map(str, r['sec_per_iter_runs']))} | "
                      f"{r['sec_per_iter_median'] / ref:.2f} | {r['peak_rss_mb_median']:.0f} | {r['peak_gpu_mb'] or '–'} |")
