@@ -82,6 +82,7 @@ class TrainConfig:
     num_workers: int = 0
     resume: bool = True
     init: str = ""                 # starting weights: "" (the method's default), "none", "source_only" or a checkpoint path
+    init_iters: Optional[int] = None  # iterations of the source-only run that init="source_only" trains when it finds none
     analysis: bool = True          # after training: pseudo-label analysis against target-train labels (never used to train)
     figures: bool = True
     progress: bool = True
@@ -447,7 +448,9 @@ def resolve_init(cfg: TrainConfig):
     if init == "source_only":
         d = run_dir(cfg.out_dir, cfg.dataset, "source_only", cfg.seed)
         if not ((d/"metrics.json").exists() and (d/"checkpoint.pt").exists()):
-            Trainer(make_config(cfg, method="source_only", tag="", method_params={}, init="none")).fit()
+            # the source-only run with its own defaults (lr, iterations, sampling), not the adapting run's
+            Trainer(make_config(cfg, method="source_only", tag="", method_params={}, init="none", iters=cfg.init_iters,
+                                lr=None, source_sampling="")).fit()
         return d/"checkpoint.pt"
     p = Path(init)
     if not p.is_file(): raise CDAError(f"init={init!r}: no such checkpoint; use 'none', 'source_only' or a checkpoint.pt path")

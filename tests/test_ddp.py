@@ -9,7 +9,7 @@ SCRIPT = '''
 import sys, torch, torch.distributed as dist
 from cda_nb.trainers import Trainer
 root, out = sys.argv[1], sys.argv[2]
-tr = Trainer(method="bcl", data_root=root, out_dir=out, iters=4, batch_size=2, crop=(48, 48), log_every=1,
+tr = Trainer(method="bcl", data_root=root, out_dir=out, iters=4, init_iters=4, batch_size=2, crop=(48, 48), log_every=1,
              ckpt_every=2, progress=False, figures=True, analysis=True)
 tr.fit()
 torch.save({"model": tr.model.state_dict(), "src_bank": tr.method.src_bank.state_dict(), "step": tr.step,
