@@ -233,8 +233,10 @@ class SelfTraining(Method):
     @torch.no_grad()
     def analyze(self, labelled):
         "Density and accuracy of the static labels of the last refresh, against target-train ground truth."
-        st = [label_density_accuracy(self.store.get(labelled[i]["index"], labelled[i]["label"].shape), labelled[i]["label"])
-              for i in range(len(labelled))]
+        st = []
+        for i in range(len(labelled)):
+            it = labelled[i]                                   # read each image and label once
+            st.append(label_density_accuracy(self.store.get(it["index"], it["label"].shape), it["label"]))
         return {"pseudo_labels": {"static": _pool(st)}}
 
 def _pool(pairs):
