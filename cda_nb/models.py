@@ -21,10 +21,16 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'MODELS', 'CAFFE_BGR_MEAN', 'INPUT_N
 # %% ../nbs/03_models.ipynb #54ef1fb4
 @dataclass
 class SegOutput:
-    "Features (B,D,h,w), optional projections (B,P,h,w) and logits (B,C,h,w) of a segmentation network."
+    "Features (B,D,h,w), logits (B,C,h,w), optional projections (B,P,h,w) and classifier-level features (B,K,h,w)."
     feats: torch.Tensor
     logits: torch.Tensor
     proj: Optional[torch.Tensor] = None
+    cls_feats: Optional[torch.Tensor] = None   # signed classifier outputs before they are summed (DeepLab-V2's ASPP branches)
+
+    @property
+    def classifier_feats(self):
+        "The signed classifier-level representation: `cls_feats` when the head has branches, else the logits."
+        return self.logits if self.cls_feats is None else self.cls_feats
 
     def upsampled_logits(self, size):
         "Logits bilinearly resized to `size` (H,W)."
@@ -61,7 +67,7 @@ class SmallSegNet(nn.Module):
     def __init__(self, n_classes=19, width=32, feat_dim=64):
         super().__init__()
         w = width
-        self.n_classes, self.feat_dim = n_classes, feat_dim
+        self.n_classes, self.feat_dim, self.cls_feat_dim = n_classes, feat_dim, n_classes
         self.norm = Normalize()
         self.stem = conv_bn(3, w, stride=2)                                   # strided first layer: /2
         self.stage2 = nn.Sequential(conv_bn(w, 2 * w, stride=2), ResBlock(2 * w))         # /4
@@ -152,6 +158,7 @@ class DeepLabV2(nn.Module):
         self.layer4 = self._make_layer(8 * width, layers[3], dilation=4)
         self.feat_dim = 8 * width * Bottleneck.expansion
         self.layer5 = ASPPSum(self.feat_dim, n_classes, rates)
+        self.cls_feat_dim = len(rates) * n_classes          # the concatenated ASPP branch outputs (bcl's official features)
         for m in self.modules():
             if isinstance(m, nn.Conv2d) and not any(m is c for c in self.layer5.conv2d_list):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -185,7 +192,8 @@ class DeepLabV2(nn.Module):
 
     def forward(self, x) -> SegOutput:
         f = self.backbone(x)
-        return SegOutput(feats=f, logits=self.layer5(f))
+        branches = [conv(f) for conv in self.layer5.conv2d_list]     # ASPP: summed, and kept for classifier-level features
+        return SegOutput(feats=f, logits=sum(branches), cls_feats=torch.cat(branches, 1))
 
     def param_groups(self):
         "Trainable parameters: backbone (lr_mult 1) and ASPP classifier (lr_mult 10), as in the DeepLab-V2 code."

@@ -10,8 +10,9 @@ import numpy as np
 from .data import CLASSES19
 
 # %% auto #0
-__all__ = ['ABLATION', 'PL_KINDS', 'collect_runs', 'summarize', 'gap_closed', 'iou_table', 'iou_csv', 'ablation_table',
-           'pseudo_label_table', 'feature_figures', 'write_report']
+__all__ = ['ABLATION', 'PL_KINDS', 'collect_runs', 'split_metrics', 'summarize', 'gap_closed', 'iou_table', 'has_split',
+           'policy_table', 'iou_csv', 'ablation_table', 'pseudo_label_table', 'feature_figures', 'diagnose_source',
+           'write_report']
 
 # %% ../nbs/11_report.ipynb #a9dea0b3
 def collect_runs(out_dir, dataset: str) -> dict:
@@ -27,11 +28,17 @@ def _ms(xs):
     if not xs: return (None, None, 0)
     return (float(np.mean(xs)), float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0, len(xs))
 
-def summarize(metrics_list: list) -> dict:
-    "Mean/std/count over seeds of mIoU and per-class IoU."
-    classes = [c for c in CLASSES19 if any(m.get("per_class_iou", {}).get(c) is not None for m in metrics_list)]
-    return {"miou": _ms([m["miou"] for m in metrics_list]), "n": len(metrics_list),
-            "per_class": {c: _ms([m.get("per_class_iou", {}).get(c) for m in metrics_list]) for c in classes}}
+def split_metrics(m: dict, split: str = "val"):
+    "(mIoU, per-class IoU) of one run on target `val` (`miou`) or `test` (`miou_test`; None when the run has no test)."
+    if split == "val": return m["miou"], m.get("per_class_iou", {})
+    return m.get("miou_test"), m.get("test", {}).get("per_class_iou", {})
+
+def summarize(metrics_list: list, split: str = "val") -> dict:
+    "Mean/std/count over seeds of mIoU and per-class IoU on `split`."
+    ms = [split_metrics(m, split) for m in metrics_list]
+    classes = [c for c in CLASSES19 if any(pc.get(c) is not None for _, pc in ms)]
+    return {"miou": _ms([mi for mi, _ in ms]), "n": len(metrics_list),
+            "per_class": {c: _ms([pc.get(c) for _, pc in ms]) for c in classes}}
 
 def gap_closed(miou, src, oracle):
     "Share of the source-only -> oracle gap closed by a method with mean mIoU `miou`."
@@ -44,20 +51,36 @@ def _fmt(t, pct=True):
     f = 100 if pct else 1
     return f"{f * m:.1f}" + (f" ± {f * s:.1f}" if n > 1 else "")
 
-def iou_table(runs: dict, order: list = None) -> str:
-    "Markdown table: one row per method (mean ± std over seeds), one column per class, mIoU, seeds, gap closed."
+def iou_table(runs: dict, order: list = None, split: str = "val") -> str:
+    "Markdown table: one row per method (mean ± std over seeds) on `split`, per-class IoU, mIoU (val beside test), gain and gap closed vs source_only."
     order = [k for k in (order or sorted(runs, key=lambda k: (k != "source_only", k == "oracle", k))) if k in runs]
-    sums = {k: summarize(runs[k]) for k in order}
+    sums = {k: summarize(runs[k], split) for k in order}
     classes = [c for c in CLASSES19 if any(c in s["per_class"] for s in sums.values())]
     src = sums.get("source_only", {}).get("miou", (None,))[0]; orc = sums.get("oracle", {}).get("miou", (None,))[0]
-    head = ["method"] + classes + ["mIoU", "seeds", "gap closed"]
+    head = ["method"] + classes + [f"mIoU {split}"] + (["mIoU val"] if split != "val" else []) + ["seeds", "Δ vs source_only", "gap closed"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for k in order:
         s = sums[k]; g = gap_closed(s["miou"][0], src, orc)
-        cells = [k] + [_fmt(s["per_class"].get(c, (None, None, 0))) for c in classes] + \
-                [f"**{_fmt(s['miou'])}**", str(s["n"]), "–" if g is None else f"{100 * g:.0f}%"]
+        d = None if None in (s["miou"][0], src) else s["miou"][0] - src
+        cells = [k] + [_fmt(s["per_class"].get(c, (None, None, 0))) for c in classes] + [f"**{_fmt(s['miou'])}**"] + \
+                ([_fmt(summarize(runs[k])["miou"])] if split != "val" else []) + \
+                [str(s["n"]), "–" if d is None else f"{100 * d:+.1f}", "–" if g is None else f"{100 * g:.0f}%"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
+
+def has_split(runs: dict, split: str) -> bool:
+    "Whether every run has results on `split`."
+    return all(split_metrics(m, split)[0] is not None for ms in runs.values() for m in ms)
+
+def policy_table(runs: dict, order=None) -> str:
+    "Markdown table: the augmentation each run folder trained under (the shared policy and what the method adds)."
+    out = ["| run folder | policy | parameters | method adds |", "|---|---|---|---|"]
+    for k in (order or sorted(runs)):
+        a = (runs.get(k) or [{}])[0].get("augmentation")
+        if not a: continue
+        par = ", ".join(f"{n}={v}" for n, v in a.get("params", {}).items() if v) or "–"
+        out.append(f"| `{k}` | {a.get('policy')} | {par} | {a.get('method_adds') or '–'} |")
+    return "\n".join(out) + "\n"
 
 def iou_csv(runs: dict) -> str:
     "CSV with one row per run: method, seed, miou, per-class IoU."
@@ -133,8 +156,46 @@ def feature_figures(runs_dir, dataset, methods=("source_only", "bcl"), seed=0, o
         res[how] = f"{how}.png"
     return res
 
+# %% ../nbs/11_report.ipynb #dd2bf411
+def _load_run_model(d):
+    "The model of run folder `d` (config.json + checkpoint.pt, loaded with weights_only=True) and its config."
+    import torch
+    from cda_nb.trainers import make_config
+    from cda_nb.models import build_model
+    cfg = json.loads((Path(d)/"config.json").read_text())
+    c = make_config(**{k: cfg[k] for k in ("dataset", "data_root", "source_root", "target_root", "benchmark_seed", "model",
+                                           "model_kwargs", "src_resize", "tgt_resize", "eval_size") if k in cfg})
+    model = build_model(c.model, n_classes=len(CLASSES19), **{k: v for k, v in c.model_kwargs.items() if k != "pretrained"})
+    model.load_state_dict(torch.load(Path(d)/"checkpoint.pt", weights_only=True, map_location="cpu")["model"])
+    return model.eval(), c
+
+def diagnose_source(run_dir, ps=(0.05, 0.1, 0.2, 0.4, 0.7, 1.0), n_bins=10, batch_size=16) -> dict:
+    "Reliability (confidence vs accuracy) and CBST label density/accuracy at several `p` of a run's model on target train."
+    import torch
+    from cda_nb.trainers import data_roots
+    from cda_nb.data import Cityscapes, JointTransform
+    from cda_nb.metrics import reliability, label_density_accuracy
+    from cda_nb.expansion import class_thresholds, static_labels
+    model, c = _load_run_model(run_dir)
+    ds = Cityscapes(data_roots(c)[1], "train", transform=JointTransform(resize=c.tgt_resize))
+    lg, gt = [], []
+    with torch.no_grad():
+        for b0 in range(0, len(ds), batch_size):
+            items = [ds[i] for i in range(b0, min(len(ds), b0 + batch_size))]
+            y = torch.stack([it["label"] for it in items])
+            lg.append(model(torch.stack([it["image"] for it in items])).upsampled_logits(y.shape[-2:]).float()); gt.append(y)
+    lg, gt = torch.cat(lg), torch.cat(gt)
+    conf, pred = lg.softmax(1).max(1); valid = gt != 255
+    out = {"reliability": reliability(conf[valid], (pred == gt)[valid], n_bins), "n_images": len(ds), "cbst": []}
+    for p in ps:
+        thr = class_thresholds(conf.reshape(-1), pred.reshape(-1), len(CLASSES19), p, 1.0)
+        d, a = label_density_accuracy(static_labels(lg, thr), gt)
+        out["cbst"].append({"p": p, "density": float(d), "accuracy": float(a)})
+    return out
+
 # %% ../nbs/11_report.ipynb #2b2aabd2
-def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=None, features=False, notes: str = "") -> Path:
+def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=None, features=False, notes: str = "",
+                 diagnose: bool = False) -> Path:
     "Write `report_dir/dataset/{README.md,results.csv,figures/}` from the runs under `runs_dir`; returns the README path."
     import matplotlib.pyplot as plt
     from cda_nb import viz
@@ -144,8 +205,34 @@ def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=No
     order = [k for k in (order or sorted(runs, key=lambda k: (k != "source_only", k == "oracle", k))) if k in runs]
     (out/"results.csv").write_text(iou_csv(runs))
     figs = {"miou_by_method.png": viz.plot_miou_by_method(runs, order)}
-    lines = [f"# {dataset}: results", "", "Target val, per-class IoU (%), mean ± std over seeds. "
-             "*gap closed* = share of the source-only → oracle mIoU gap a method closes.", "", iou_table(runs, order)]
+    test = has_split(runs, "test")
+    lines = [f"# {dataset}: results", "",
+             ("Target **test**, per-class IoU (%), mean ± std over seeds, with target val mIoU beside (every setting was chosen "
+              "on val). " if test else "Target val, per-class IoU (%), mean ± std over seeds. ") +
+             "*Δ vs source_only* = mIoU gain over `source_only` trained under the same augmentation policy; "
+             "*gap closed* = share of the source-only → oracle mIoU gap a method closes.", "",
+             iou_table(runs, order, split="test" if test else "val")]
+    if any(m.get("augmentation") for ms in runs.values() for m in ms):
+        lines += ["## Augmentation of each run", "",
+                  "Every method trains under the trainer's shared policy (`TrainConfig.aug`); a method can only add to it "
+                  "through its declared `extra_augmentation`. `source_only-geo` is source-only under the geometric-only policy, "
+                  "so the effect of photometric augmentation alone is visible on its own line.", "", policy_table(runs, order)]
+    diag_dir = Path(runs_dir)/dataset/"source_only"/"seed0"
+    if diagnose and (diag_dir/"checkpoint.pt").exists():
+        dg = {"source_only": diagnose_source(diag_dir)}
+        if (Path(runs_dir)/dataset/"source_only-geo"/"seed0"/"checkpoint.pt").exists():
+            dg["source_only-geo"] = diagnose_source(Path(runs_dir)/dataset/"source_only-geo"/"seed0")
+        figs["reliability.png"] = viz.plot_reliability({k: v["reliability"] for k, v in dg.items()},
+                                                        title="source-only (seed 0) on target train: confidence vs accuracy")
+        lines += ["## Diagnosis: is the source model's confidence informative on the target?", "",
+                  "Reliability of the seed-0 source-only model on target train (analysis only), and the CBST labels "
+                  "`self_training` would make from it at several p (density = share of labelled pixels that get a label).", "",
+                  "![reliability](figures/reliability.png)", "", "| model | ECE | " + " | ".join(f"p={c['p']}" for c in dg['source_only']['cbst']) + " |",
+                  "|---|---|" + "---|" * len(dg["source_only"]["cbst"])]
+        for k, v in dg.items():
+            lines.append(f"| {k} | {v['reliability']['ece']:.3f} | " +
+                         " | ".join(f"{100*c['density']:.0f}% at {100*c['accuracy']:.0f}%" for c in v["cbst"]) + " |")
+        lines += ["", "(cells: label density at accuracy)", ""]
     if "source_only" in runs and "oracle" in runs:
         so = {m["seed"]: m["miou"] for m in runs["source_only"]}; orc = {m["seed"]: m["miou"] for m in runs["oracle"]}
         seeds = sorted(set(so) & set(orc)); ratios = [so[s] / orc[s] if orc[s] else float('nan') for s in seeds]

@@ -16,7 +16,8 @@ from torch.utils.data import Dataset, DataLoader
 from tqdm.auto import tqdm
 import cda_nb
 from .core import *
-from .data import GTA5, SYNTHIA, Cityscapes, JointTransform, CLASSES19, IGNORE, SYNTHIA16, SYNTHIA13, class_presence, ClassBalancedChoice
+from .data import (GTA5, SYNTHIA, Cityscapes, JointTransform, CLASSES19, IGNORE, SYNTHIA16, SYNTHIA13, class_presence,
+                         ClassBalancedChoice, photometric, AUG_DEFAULTS, AUG_POLICIES, read_cityscapes_label, ID2TRAIN)
 from .models import build_model, MODELS, SegOutput
 from .metrics import ConfusionMeter, iou_per_class
 from .losses import seg_ce, entropy_loss, fcl_loss, bcl_loss
@@ -28,8 +29,9 @@ from .metrics import label_density_accuracy
 # %% auto #0
 __all__ = ['DATASET_DEFAULTS', 'SOURCE_FOLDER', 'METHODS', 'TrainConfig', 'make_config', 'Method', 'register', 'SourceOnly',
            'Oracle', 'SelfTraining', 'BCL', 'Stream', 'stream_loader', 'data_roots', 'source_dataset', 'build_data',
-           'NonFiniteLoss', 'poly_lr', 'to_device', 'dist_setup', 'reduce_present_mean', 'resolve_init', 'Trainer',
-           'save_checkpoint', 'load_checkpoint', 'predict', 'evaluate', 'fit', 'finish', 'write_figures', 'train']
+           'has_test_labels', 'NonFiniteLoss', 'poly_lr', 'to_device', 'dist_setup', 'reduce_present_mean',
+           'resolve_init', 'Trainer', 'save_checkpoint', 'load_checkpoint', 'predict', 'evaluate', 'fit', 'finish',
+           'write_figures', 'train']
 
 # %% ../nbs/09_trainers.ipynb #24fef222
 DATASET_DEFAULTS = {
@@ -71,6 +73,8 @@ class TrainConfig:
     tgt_resize: Optional[tuple] = None
     eval_size: Optional[tuple] = None
     flip: bool = True
+    aug: str = "photometric"       # augmentation policy of every method: "geometric" (scale/crop/flip) or "photometric" (+ colour jitter)
+    aug_params: dict = field(default_factory=dict)     # overrides of data.AUG_DEFAULTS (contrast, brightness, blur, blur_sigma, noise)
     eval_every: int = 0            # 0: evaluate at the end only
     eval_batch_size: int = 8
     log_every: int = 10
@@ -114,6 +118,11 @@ def make_config(cfg=None, **params) -> TrainConfig:
     check_choice("optimizer", c.optimizer, ["sgd", "adamw"])
     check_choice("model", c.model, MODELS)
     check_choice("source_sampling", c.source_sampling, ["", "uniform", "class_balanced"])
+    check_choice("aug", c.aug, AUG_POLICIES)
+    bad = [k for k in c.aug_params if k not in AUG_DEFAULTS]
+    if bad: raise CDAError(f"aug_params has unknown key(s) {bad}; valid: {', '.join(AUG_DEFAULTS)}")
+    for k, v in c.aug_params.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0: raise CDAError(f"aug_params.{k}={v!r} must be a number >= 0")
     for k in ("iters", "batch_size", "eval_batch_size", "log_every", "ckpt_every"):
         if not isinstance(getattr(c, k), int) or getattr(c, k) <= 0: raise CDAError(f"{k}={getattr(c, k)!r} must be a positive integer")
     if not (isinstance(c.lr, (int, float)) and c.lr > 0): raise CDAError(f"lr={c.lr!r} must be > 0")
@@ -135,6 +144,7 @@ class Method:
     default_init: str = "none"     # where the weights start: "none" (ImageNet/random) or "source_only"
     source_sampling: str = "uniform"  # how source images are drawn: "uniform" or "class_balanced"
     lr_factor: float = 1.0         # default lr = dataset base lr x this (adaptation from a source model: 0.3)
+    extra_augmentation: str = ""   # what the method adds to the shared policy (e.g. ClassMix), listed in the report
     defaults: dict = {}
 
     def __init__(self, **params):
@@ -200,6 +210,7 @@ class Oracle(Method):
 class SelfTraining(Method):
     "L_base (bcl, eq. 11): source CE + target CE on static CBST labels + entropy of both domains."
     key, uses_target, default_init, lr_factor = "self_training", True, "source_only", 0.3
+    source_sampling = "class_balanced"   # bcl's supplement (its eq. 1); L_base shares it so that L_base vs bcl changes one thing
     defaults = dict(lambda_seg_s=1.0, lambda_seg_t=1.0, lambda_ent_s=0.4, lambda_ent_t=0.4,
                     cbst_p=0.2, cbst_cap=1.0, refresh_every=0)
 
@@ -249,13 +260,19 @@ def _pool(pairs):
 @register
 class BCL(SelfTraining):
     "bcl (eq. 12): L_base + FCL (eq. 2) + BCL (eq. 3) on hybrid labels from calibrated prototypes (eqs. 4-10)."
-    key, source_sampling = "bcl", "class_balanced"     # the supplement's weighted sampling (its eq. 1)
+    key = "bcl"
     defaults = dict(SelfTraining.defaults, lambda_fc=0.5, lambda_bc=0.5, momentum=0.999, threshold=0.7, tau=0.1,
-                    dynamic=True, calibrate=True, seg_on_hybrid=False, max_pixels=0)
+                    dynamic=True, calibrate=True, seg_on_hybrid=False, max_pixels=0, feat="classifier", pairwise=True)
+
+    def rep(self, out):
+        "The contrasted representation: signed classifier-level outputs (official code) or the decoder features."
+        return (out.classifier_feats if self.hp["feat"] == "classifier" else out.feats).float()
 
     def setup(self, trainer):
         super().setup(trainer)
-        C, D = len(CLASSES19), trainer.model.feat_dim
+        if self.hp["feat"] not in ("classifier", "decoder"): raise CDAError(f"bcl feat={self.hp['feat']!r}: choose 'classifier' or 'decoder'")
+        C = len(CLASSES19)
+        D = getattr(trainer.model, "cls_feat_dim", C) if self.hp["feat"] == "classifier" else trainer.model.feat_dim
         self.src_bank = ProtoBank(C, D, self.hp["momentum"]).to(trainer.device)
         self.tgt_bank = ProtoBank(C, D, self.hp["momentum"]).to(trainer.device)
         self._batch = None
@@ -274,15 +291,25 @@ class BCL(SelfTraining):
     def losses(self, src, tgt, step):
         h, C = self.hp, len(CLASSES19)
         terms, out_s, out_t = self.base_losses(src, tgt)
-        f_s, f_t = out_s.feats.float(), out_t.feats.float()
-        rho_s, present_s = masked_mean(f_s, src["label"], C)                                               # eq. 1
-        y_t, _ = self.pseudo_labels(f_t, rho_s, present_s, tgt["pseudo"])
-        rho_t, present_t = masked_mean(f_t, y_t, C)                                                        # eq. 1
+        f_s, f_t, y_s = self.rep(out_s), self.rep(out_t), src["label"]
         mp = h["max_pixels"] or None
+        # per source-target pair (§3.3, as the official code) or pooled over the batch (pairwise=False)
+        pairs = [slice(b, b + 1) for b in range(f_s.shape[0])] if h["pairwise"] else [slice(None)]
+        fc, bc, ys_t = [], [], []
+        for p in pairs:
+            rho_s, present_s = masked_mean(f_s[p], y_s[p], C)                                                # eq. 1
+            y_t, _ = self.pseudo_labels(f_t[p], rho_s, present_s, tgt["pseudo"][p])                          # eqs. 6-10
+            rho_t, present_t = masked_mean(f_t[p], y_t, C)                                                   # eq. 1
+            fc.append(fcl_loss(*gather_pixels(f_t[p], y_t, max_pixels=mp), rho_s, present_s, tau=h["tau"]))   # eq. 2
+            bc.append(bcl_loss(*gather_pixels(f_s[p], y_s[p], max_pixels=mp), rho_t, present_t, tau=h["tau"]))  # eq. 3
+            ys_t.append(y_t)
+        y_t = torch.cat(ys_t)
         if h["seg_on_hybrid"]: terms["ce_tgt"] = h["lambda_seg_t"] * seg_ce(out_t.logits, y_t)
-        if h["lambda_fc"]: terms["fcl"] = h["lambda_fc"] * fcl_loss(*gather_pixels(f_t, y_t, max_pixels=mp), rho_s, present_s, tau=h["tau"])  # eq. 2
-        if h["lambda_bc"]: terms["bcl"] = h["lambda_bc"] * bcl_loss(*gather_pixels(f_s, src["label"], max_pixels=mp), rho_t, present_t, tau=h["tau"])  # eq. 3
-        self._batch = (rho_s.detach(), present_s, rho_t.detach(), present_t)
+        if h["lambda_fc"]: terms["fcl"] = h["lambda_fc"] * torch.stack(fc).mean()
+        if h["lambda_bc"]: terms["bcl"] = h["lambda_bc"] * torch.stack(bc).mean()
+        with torch.no_grad():                          # the banks (eqs. 4-5) take the batch's prototypes
+            rho_s, present_s = masked_mean(f_s, y_s, C); rho_t, present_t = masked_mean(f_t, y_t, C)
+        self._batch = (rho_s, present_s, rho_t, present_t)
         return terms
 
     def after_step(self, step):
@@ -313,9 +340,9 @@ class BCL(SelfTraining):
             with t.autocast():
                 o_t = t.model(torch.stack([it["image"] for it in ti]).to(t.device))
                 o_s = t.model(torch.stack([it["image"] for it in si]).to(t.device))
-            rho_s, present_s = masked_mean(o_s.feats.float(), torch.stack([it["label"] for it in si]).to(t.device), C)
+            rho_s, present_s = masked_mean(self.rep(o_s), torch.stack([it["label"] for it in si]).to(t.device), C)
             static = torch.stack([self.store.get(it["index"], it["label"].shape) for it in ti]).to(t.device)
-            f_t = o_t.feats.float()
+            f_t = self.rep(o_t)
             for cal in (False, True):
                 for T in Ts:
                     _, y_d = self.pseudo_labels(f_t, rho_s, present_s, static, calibrated=cal, threshold=T, dynamic=True)
@@ -402,7 +429,15 @@ def build_data(cfg: TrainConfig, method: Method) -> dict:
     if method.uses_target:
         d["target"] = Cityscapes(tgt_root, split="train", transform=tf(cfg.tgt_resize), labels=method.target_labels)
     d["val"] = Cityscapes(tgt_root, split="val")          # full resolution: images are resized in `evaluate`
+    if has_test_labels(tgt_root): d["test"] = Cityscapes(tgt_root, split="test")
     return d
+
+def has_test_labels(tgt_root) -> bool:
+    "Whether the target has a labelled `test` split (MiniCity does; Cityscapes' public test labels are all void)."
+    ldir = Path(tgt_root)/"gtFine"/"test"
+    if not ((Path(tgt_root)/"leftImg8bit"/"test").is_dir() and ldir.is_dir()): return False
+    first = next(iter(sorted(ldir.glob("*/*_gtFine_labelIds.png"))), None)
+    return first is not None and bool((ID2TRAIN[read_cityscapes_label(first)] != IGNORE).any())
 
 # %% ../nbs/09_trainers.ipynb #ad013cc9
 class NonFiniteLoss(CDAError):
@@ -498,6 +533,17 @@ class Trainer:
     def config_dict(self):
         return {**asdict(self.cfg), "method_hp": self.method.hp, "init_from": str(self.init_from or ""),
                 "cda_nb_version": cda_nb.__version__, "torch_version": torch.__version__}
+
+    def aug_params(self) -> dict:
+        "The photometric policy's parameters ({} under the geometric-only policy)."
+        return {**AUG_DEFAULTS, **self.cfg.aug_params} if self.cfg.aug == "photometric" else {}
+
+    def augment_images(self, x, salt: int):
+        "The shared photometric policy applied to a batch, seeded by (seed, salt, step, rank): the same for every method."
+        p = self.aug_params()
+        if not p: return x
+        g = torch.Generator().manual_seed(mix_seed(self.cfg.seed, salt, self.step, self.rank))
+        return photometric(x, g, **p)
 
     def augment(self, resize=None):
         "The training transform (random scale, crop, flip; optional resize first)."
@@ -655,6 +701,8 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
             loaders = self._loaders(self.step, stop); self.reload_data = False
         src = to_device(next(loaders["src"]), self.device) if "src" in loaders else None
         tgt = to_device(next(loaders["tgt"]), self.device) if "tgt" in loaders else None
+        if src is not None: src["image_plain"], src["image"] = src["image"], self.augment_images(src["image"], 11)  # shared policy
+        if tgt is not None: tgt["image_plain"], tgt["image"] = tgt["image"], self.augment_images(tgt["image"], 12)
         self.model.train()
         with self.autocast(): terms = m.losses(src, tgt, self.step)
         terms = {k: v.float() for k, v in terms.items()}
@@ -691,7 +739,12 @@ def finish(self: Trainer) -> dict:
                "miou": r["miou"], "per_class_iou": r["per_class_iou"], **{k: r[k] for k in ("miou_16", "miou_13") if k in r},
                "train_seconds": round(self.train_seconds, 3), "sec_per_iter": round(self.train_seconds / max(self.step, 1), 4),
                "peak_rss_mb": round(peak_rss_mb(), 1), "peak_gpu_mb": peak_gpu_mb(), "device": str(self.device),
-               "history": self.history, **self.method.metrics()}
+               "history": self.history, **self.method.metrics(),
+               "augmentation": {"policy": cfg.aug, "params": self.aug_params(), "method_adds": self.method.extra_augmentation}}
+    if "test" in self.data:                            # reported beside val; every choice is made on val
+        rt = self.evaluate(self.data["test"])
+        metrics.update(miou_test=rt["miou"], test={"miou": rt["miou"], "per_class_iou": rt["per_class_iou"],
+                                                    **{k: rt[k] for k in ("miou_16", "miou_13") if k in rt}})
     if cfg.analysis and self.is_main and self.method.uses_target and not self.method.target_labels:
         # analysis only, after the last training step: target-train labels are read here and nowhere before
         labelled = Cityscapes(data_roots(cfg)[1], split="train", transform=JointTransform(resize=cfg.tgt_resize) if cfg.tgt_resize else None)
@@ -725,3 +778,6 @@ Trainer.write_figures = write_figures
 def train(cfg=None, **params) -> dict:
     "Build a `Trainer` from parameters, fit it and return the metrics."
     return Trainer(cfg, **params).fit()
+
+# %% ../nbs/09_trainers.ipynb #3f76cca7
+from .methods import dacs as _dacs          # noqa: F401  (registers "dacs")

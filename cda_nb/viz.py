@@ -13,7 +13,7 @@ from .data import CLASSES19, PALETTE19, IGNORE, colorize
 # %% auto #0
 __all__ = ['plot_predictions', 'plot_curves', 'plot_iou_bars', 'plot_miou_by_method', 'plot_ratio_to_oracle',
            'sample_pixel_features', 'embed_2d', 'plot_embedding', 'plot_proto_distances', 'plot_pseudo_label_curve',
-           'plot_bias_norms']
+           'plot_bias_norms', 'plot_reliability']
 
 # %% ../nbs/10_viz.ipynb #4a03f523
 def _np_img(x):
@@ -171,4 +171,20 @@ def plot_bias_norms(records, classes=None, title="‖ξ(c)‖ over training (bcl
         ax.plot(*zip(*pts), label=c, color=PALETTE19[CLASSES19.index(c)] / 255 if c in CLASSES19 else None)
     ax.set(xlabel="step", ylabel="‖ξ(c)‖", title=title); ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
+    return fig
+
+# %% ../nbs/10_viz.ipynb #69ba5cc0
+def plot_reliability(rels: dict, title="confidence vs accuracy on target train"):
+    "Reliability diagrams side by side for {name: `metrics.reliability` dict}."
+    fig, axs = plt.subplots(1, len(rels), figsize=(3.6 * len(rels), 3.4), squeeze=False)
+    for ax, (name, r) in zip(axs[0], rels.items()):
+        e = np.asarray(r["edges"]); mid, w = (e[1:] + e[:-1]) / 2, np.diff(e)
+        acc = np.nan_to_num(np.asarray(r["accuracy"], float)); share = np.asarray(r["count"], float) / max(sum(r["count"]), 1)
+        ax.bar(mid, acc, width=w * 0.95, color="tab:blue", alpha=0.8, label="accuracy")
+        ax.bar(mid, share, width=w * 0.5, color="tab:gray", alpha=0.6, label="share of pixels")
+        ax.plot([0, 1], [0, 1], "k--", lw=1)
+        ax.set_xlim(0, 1); ax.set_ylim(0, 1); ax.set_xlabel("confidence (max softmax)")
+        ax.set_title(f"{name}: ECE {r['ece']:.3f}", fontsize=9)
+    axs[0, 0].set_ylabel("accuracy"); axs[0, 0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title, fontsize=10); fig.tight_layout()
     return fig
