@@ -204,7 +204,7 @@ class LineProgress:
     def __init__(self, iterable=None, total=None, desc="", initial=0, disable=False, lines=10, file=None, **kw):
         self.iterable, self.desc, self.n, self.disable = iterable, desc, initial, disable or lines <= 0
         self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
-        self.every = max(1, -(-(self.total or 0) // lines)) if self.total else 100
+        self.every = max(1, -(-self.total // lines)) if self.total and lines > 0 else 100
         self.start, self.t0, self.file, self.postfix, self._last = initial, time.perf_counter(), file, {}, None
     def set_postfix(self, **kw): self.postfix = kw
     def _line(self):
