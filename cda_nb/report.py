@@ -8,6 +8,7 @@ import json, csv, io
 from pathlib import Path
 import numpy as np
 from .data import CLASSES19
+from .core import load_torch_file
 
 # %% auto #0
 __all__ = ['ABLATION', 'PL_KINDS', 'collect_runs', 'summarize', 'gap_closed', 'iou_table', 'iou_csv', 'ablation_table',
@@ -112,7 +113,7 @@ def feature_figures(runs_dir, dataset, methods=("source_only", "bcl"), seed=0, o
         cfg = json.loads((d/"config.json").read_text())
         c = make_config(**{k: cfg[k] for k in ("dataset", "data_root", "source_root", "target_root", "benchmark_seed", "model", "src_resize", "tgt_resize", "eval_size")})
         src_root, tgt_root = data_roots(c)
-        model = build_model(c.model, n_classes=len(CLASSES19)); model.load_state_dict(torch.load(d/"checkpoint.pt", weights_only=False, map_location="cpu")["model"])
+        model = build_model(c.model, n_classes=len(CLASSES19)); model.load_state_dict(load_torch_file(d/"checkpoint.pt")["model"])
         fs, ys = viz.sample_pixel_features(model, GTA5(src_root, transform=JointTransform(resize=c.src_resize)), n_images, per_class)
         ft, yt = viz.sample_pixel_features(model, Cityscapes(tgt_root, "val", transform=JointTransform(resize=c.eval_size)), n_images, per_class)
         feats[m] = (fs, ys, ft, yt)
