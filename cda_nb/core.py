@@ -180,6 +180,11 @@ def peak_gpu_mb():
     return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
 
 # %% ../nbs/00_core.ipynb #a1c0e008
+import warnings
+with warnings.catch_warnings():       # tqdm.auto warns "IProgress not found" when imported in a kernel without
+    warnings.simplefilter("ignore")   # ipywidgets; `progress` never uses that fallback (it prints lines there)
+    import tqdm.auto  # noqa: F401
+
 def _in_kernel() -> bool:
     try:
         from IPython import get_ipython
