@@ -663,7 +663,7 @@ def _ckpt_keys(cfg):
     "The config entries a checkpoint must agree with to be resumed."
     d = asdict(cfg)
     for k in ("iters", "eval_every", "log_every", "ckpt_every", "out_dir", "device", "resume", "figures",
-              "progress", "num_workers", "eval_batch_size", "data_root", "source_root", "target_root"): d.pop(k)
+              "progress", "num_workers", "eval_batch_size", "data_root", "source_root", "target_root", "analysis"): d.pop(k)
     return d
 
 def save_checkpoint(self: Trainer):
