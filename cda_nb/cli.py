@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from PIL import Image
-from .core import CDAError, atomic_write_json, get_device, run_dir
+from .core import CDAError, atomic_write_json, get_device, run_dir, load_torch_file
 
 # %% auto #0
 __all__ = ['parse_value', 'parse_overrides', 'read_yaml_config', 'load_run_config', 'train_help', 'run_cli_train', 'cda_train',
@@ -150,15 +150,25 @@ def load_run_model(ckpt, device="cpu"):
     cfg = json.loads(cfg_path.read_text())
     kwargs = {k: v for k, v in (cfg.get("model_kwargs") or {}).items() if k != "pretrained"}   # the checkpoint has all weights
     model = build_model(cfg.get("model", "small"), n_classes=len(CLASSES19), **kwargs)
-    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
-    model.load_state_dict(ck["model"] if "model" in ck else ck)
+    ck = load_torch_file(ckpt, fix="cda-eval reads checkpoints written by the kit (or plain state dicts).")
+    sd = ck["model"] if isinstance(ck, dict) and "model" in ck else ck
+    if not isinstance(sd, dict): raise CDAError(f"{ckpt} holds no state dict (got {type(sd).__name__})")
+    try: model.load_state_dict(sd)
+    except RuntimeError as e:
+        own = model.state_dict()
+        miss = [k for k in own if k not in sd]; extra = [k for k in sd if k not in own]
+        shape = [k for k in own if k in sd and hasattr(sd[k], "shape") and tuple(sd[k].shape) != tuple(own[k].shape)]
+        raise CDAError(f"{ckpt} disagrees with {cfg_path}: the weights do not fit model={cfg.get('model', 'small')!r} "
+                       f"with model_kwargs={kwargs} ({len(miss)} missing, {len(extra)} unexpected, {len(shape)} with "
+                       f"another shape, e.g. {(shape + miss + extra)[:3]}). The checkpoint comes from another run or "
+                       f"config.json was edited: keep them together as the run wrote them.") from e
     return model.to(device).eval(), cfg, ck.get("step")
 
 @torch.no_grad()
 def evaluate_checkpoint(ckpt, target_root=None, split="val", eval_size=None, pred_dir=None, device="auto",
                         progress=True) -> dict:
     "Score a checkpoint on a Cityscapes-format split at full label resolution; optionally write labelIds PNGs."
-    from tqdm.auto import tqdm
+    from cda_nb.core import progress as tqdm
     from cda_nb.data import Cityscapes, TRAIN2ID, CLASSES19
     from cda_nb.metrics import ConfusionMeter
     from cda_nb.trainers import TrainConfig, make_config, data_roots

@@ -4,15 +4,16 @@
 
 # %% ../nbs/00_core.ipynb #b3d28b59
 from __future__ import annotations
-import os, json, random, tempfile, resource, sys, io
+import os, json, random, tempfile, resource, sys, io, errno, pickle, time
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['CDAError', 'check_choice', 'seed_everything', 'mix_seed', 'rng_state', 'set_rng_state', 'get_device',
+__all__ = ['CDAError', 'check_choice', 'seed_everything', 'mix_seed', 'rng_state', 'set_rng_state', 'get_device', 'named_oserror',
            'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'append_jsonl',
-           'read_jsonl', 'cache_dir', 'run_dir', 'peak_rss_mb', 'peak_gpu_mb']
+           'read_jsonl', 'load_torch_file', 'cache_dir', 'run_dir', 'peak_rss_mb', 'peak_gpu_mb', 'progress_mode',
+           'LineProgress', 'progress']
 
 # %% ../nbs/00_core.ipynb #a002fcdc
 class CDAError(ValueError):
@@ -47,14 +48,22 @@ def mix_seed(*xs) -> int:
 
 # %% ../nbs/00_core.ipynb #550b908c
 def rng_state() -> dict:
-    "The state of Python's, numpy's and torch's generators."
-    d = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
+    "The state of Python's, numpy's and torch's generators, as tensors and plain values (loadable with `weights_only=True`)."
+    v, st, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    d = dict(python=(v, torch.tensor(st, dtype=torch.int64), gauss),
+             numpy=(name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+             torch=torch.get_rng_state())
     if torch.cuda.is_available(): d['cuda'] = torch.cuda.get_rng_state_all()
     return d
 
 def set_rng_state(d: dict):
     "Restore the generators from `rng_state()`."
-    random.setstate(d['python']); np.random.set_state(d['numpy']); torch.set_rng_state(d['torch'])
+    v, st, gauss = d['python']
+    random.setstate((v, tuple(int(x) for x in (st.tolist() if torch.is_tensor(st) else st)), gauss))
+    name, keys, pos, has_gauss, cached = d['numpy']
+    np.random.set_state((name, np.asarray(keys.tolist() if torch.is_tensor(keys) else keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(d['torch'])
     if 'cuda' in d and torch.cuda.is_available(): torch.cuda.set_rng_state_all(d['cuda'])
 
 # %% ../nbs/00_core.ipynb #10f708cb
@@ -67,15 +76,34 @@ def get_device(pref: str = "auto") -> torch.device:
     except RuntimeError as e: raise CDAError(f"device={pref!r} is not a device; use 'auto', 'cpu' or 'cuda[:N]'") from e
 
 # %% ../nbs/00_core.ipynb #df4c3822
+_HINTS = {errno.ENOSPC: "the disk is full: free some space or choose another out_dir",
+          errno.EDQUOT: "the disk quota is exceeded: free some space or choose another out_dir",
+          errno.EACCES: "no permission to write there: choose another out_dir",
+          errno.EROFS: "the file system is read-only: choose another out_dir"}
+
+def named_oserror(e: OSError, path) -> OSError:
+    "The same kind of `OSError`, naming `path` and, for a full disk or a permission problem, what to do."
+    hint = _HINTS.get(e.errno)
+    return OSError(e.errno, (e.strerror or str(e)) + (f" ({hint})" if hint else ""), str(path))
+
+def _umask() -> int:
+    m = os.umask(0); os.umask(m)
+    return m
+
 def atomic_write_bytes(path, data: bytes):
-    "Write `data` to `path` atomically (temp file in the same folder, then rename)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    "Write `data` to `path` atomically (temp file in the same folder, then rename); mode 0666 less the umask, as `open` gives."
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e: raise named_oserror(e, path) from e
     try:
         with os.fdopen(fd, "wb") as f: f.write(data); f.flush(); os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())                    # mkstemp creates 0600
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp): os.unlink(tmp)
+        if isinstance(e, OSError): raise named_oserror(e, path) from e
         raise
     return path
 
@@ -100,7 +128,9 @@ def atomic_torch_save(obj, path):
 # %% ../nbs/00_core.ipynb #df79bc26
 def append_jsonl(path, obj):
     "Append `obj` as one JSON line to `path`."
-    with open(path, "a") as f: f.write(json.dumps(obj, default=_jsonable) + "\n")
+    try:
+        with open(path, "a") as f: f.write(json.dumps(obj, default=_jsonable) + "\n")
+    except OSError as e: raise named_oserror(e, path) from e
 
 def read_jsonl(path) -> list:
     "Read a JSON-lines file, skipping a torn last line."
@@ -110,6 +140,22 @@ def read_jsonl(path) -> list:
         except json.JSONDecodeError: pass
     return out
 
+# %% ../nbs/00_core.ipynb #a1c0e004
+def load_torch_file(path, fix: str = "", map_location="cpu"):
+    "`torch.load(path, weights_only=True)`; a refused (code-carrying), truncated or corrupt file is a `CDAError` naming it and `fix`."
+    path = Path(path)
+    if not path.is_file(): raise CDAError(f"{path}: file not found. {fix}".strip())
+    try: return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only" in str(e).lower() or "weights_only" in str(e):
+            raise CDAError(f"{path} was refused: it holds Python objects other than tensors and plain values, which "
+                           f"could run code when loaded (the kit loads with weights_only=True). Use a file written by "
+                           f"the kit or a plain state dict. {fix}".strip()) from e
+        raise CDAError(f"{path} is not a readable torch file (UnpicklingError: {str(e)[:200]}): it is corrupt. {fix}".strip()) from e
+    except (RuntimeError, EOFError, ValueError, OSError, KeyError, AttributeError, ImportError) as e:
+        raise CDAError(f"{path} is not a readable torch file ({type(e).__name__}: {str(e)[:200]}): it is truncated or "
+                       f"corrupt. {fix}".strip()) from e
+
 # %% ../nbs/00_core.ipynb #ac894a03
 def cache_dir() -> Path:
     "The kit's cache folder (`$CDA_NB_CACHE` or `~/.cache/cda_nb`), created on demand."
@@ -117,10 +163,10 @@ def cache_dir() -> Path:
     p.mkdir(parents=True, exist_ok=True)
     return p
 
-def run_dir(out_dir, dataset: str, method: str, seed: int, tag: str = "") -> Path:
-    "The run folder `<out_dir>/<dataset>/<method>[-tag]/seed<seed>`, with its `figures/` subfolder."
+def run_dir(out_dir, dataset: str, method: str, seed: int, tag: str = "", create: bool = True) -> Path:
+    "The run folder `<out_dir>/<dataset>/<method>[-tag]/seed<seed>`, with its `figures/` subfolder (made when `create`)."
     p = Path(out_dir)/dataset/(method + (f"-{tag}" if tag else ""))/f"seed{seed}"
-    (p/"figures").mkdir(parents=True, exist_ok=True)
+    if create: (p/"figures").mkdir(parents=True, exist_ok=True)
     return p
 
 # %% ../nbs/00_core.ipynb #1daa5cfe
@@ -132,3 +178,67 @@ def peak_rss_mb() -> float:
 def peak_gpu_mb():
     "Peak CUDA memory allocated by torch in MiB, or None on CPU."
     return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+
+# %% ../nbs/00_core.ipynb #a1c0e008
+import warnings
+with warnings.catch_warnings():       # tqdm.auto warns "IProgress not found" when imported in a kernel without
+    warnings.simplefilter("ignore")   # ipywidgets; `progress` never uses that fallback (it prints lines there)
+    import tqdm.auto  # noqa: F401
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+        ip = get_ipython()
+        return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+    except Exception: return False
+
+def progress_mode() -> str:
+    "'widget' (Jupyter with ipywidgets), 'bar' (a terminal), 'lines' (papermill, logs, pipes) or 'off' ($CDA_NB_PROGRESS)."
+    env = os.environ.get("CDA_NB_PROGRESS", "").strip().lower()
+    if env in ("widget", "bar", "lines", "off"): return env
+    if _in_kernel():
+        try:
+            import ipywidgets  # noqa: F401
+            return "widget"
+        except ImportError: return "lines"
+    try: return "bar" if sys.stderr.isatty() else "lines"
+    except (AttributeError, ValueError): return "lines"
+
+class LineProgress:
+    "A tqdm-like progress report in about `lines` plain lines (to stderr): for papermill notebooks and logs."
+    def __init__(self, iterable=None, total=None, desc="", initial=0, disable=False, lines=10, file=None, **kw):
+        self.iterable, self.desc, self.n, self.disable = iterable, desc, initial, disable or lines <= 0
+        self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        self.every = max(1, -(-self.total // lines)) if self.total and lines > 0 else 100
+        self.start, self.t0, self.file, self.postfix, self._last = initial, time.perf_counter(), file, {}, None
+    def set_postfix(self, **kw): self.postfix = kw
+    def _line(self):
+        el = time.perf_counter() - self.t0; done = self.n - self.start
+        s = f"{self.desc}: {self.n}" + (f"/{self.total} ({100 * self.n / self.total:.0f}%)" if self.total else "")
+        s += f", {el:.0f}s"
+        if self.total and done > 0 and self.n < self.total: s += f", ~{el / done * (self.total - self.n):.0f}s left"
+        if self.postfix: s += ", " + ", ".join(f"{k}={v}" for k, v in self.postfix.items())
+        print(s, file=self.file or sys.stderr, flush=True); self._last = self.n
+    def update(self, n=1):
+        self.n += n
+        if not self.disable and (self.n % self.every == 0 or self.n == self.total): self._line()
+    def close(self):
+        if not self.disable and self._last != self.n and self.n > self.start: self._line()
+        self.disable = True
+    def __iter__(self):
+        for x in self.iterable: yield x; self.update()
+        self.close()
+    def __enter__(self): return self
+    def __exit__(self, *a): self.close()
+
+def progress(iterable=None, total=None, desc="", disable=False, leave=True, **kw):
+    "A progress bar for `progress_mode()`: tqdm's widget or text bar, or a `LineProgress` (silent for `leave=False` loops)."
+    mode = progress_mode()
+    if mode == "off": disable = True
+    if mode == "lines" or mode == "off":
+        return LineProgress(iterable, total=total, desc=desc, disable=disable, lines=kw.pop("lines", 10 if leave else 0),
+                            initial=kw.get("initial", 0))
+    kw.pop("lines", None)
+    if mode == "widget": from tqdm.notebook import tqdm as _t
+    else: from tqdm.std import tqdm as _t
+    return _t(iterable, total=total, desc=desc, disable=disable, leave=leave, **kw)

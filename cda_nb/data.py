@@ -20,7 +20,7 @@ __all__ = ['IGNORE', 'Label', 'CS_LABELS', 'CLASSES19', 'PALETTE19', 'THING19', 
            'read_gta5_label', 'read_cityscapes_label', 'write_gta5_label', 'write_cityscapes_label', 'to_image_tensor',
            'to_label_tensor', 'JointTransform', 'GTA5', 'Cityscapes', 'read_png', 'write_png16', 'read_synthia_label',
            'write_synthia_label', 'SYNTHIA', 'class_presence', 'class_balanced_probs', 'ClassBalancedChoice',
-           'photometric']
+           'png_size', 'check_files', 'photometric']
 
 # %% ../nbs/01_data.ipynb #d14e0bd7
 IGNORE = 255
@@ -213,6 +213,14 @@ SYNTHIA_LAYOUT = """<root>/                  (SYNTHIA-RAND-CITYSCAPES)
 def _layout_error(path, problem, layout):
     return CDAError(f"{problem}: {path}\nexpected layout:\n{layout}")
 
+def _named_read(read, path):
+    "`read(path)`; a file that cannot be decoded is a `CDAError` naming it (not a bare 'Truncated File Read')."
+    try: return read(path)
+    except CDAError: raise
+    except Exception as e:
+        raise CDAError(f"{path}: cannot be read ({type(e).__name__}: {e}); the file is corrupt or truncated: "
+                       f"re-download or re-extract it (or remove the image together with its label)") from e
+
 def _read_split(split):
     if split is None: return None
     if isinstance(split, (str, Path)):
@@ -236,11 +244,11 @@ class _SegDataset(torch.utils.data.Dataset):
     def _label_ids(self, i): raise NotImplementedError
 
     def __getitem__(self, i):
-        image = read_image(self.images[i])
+        image = _named_read(read_image, self.images[i])
         item = dict(name=self.names[i], index=i)
         label = None
         if self.labels:
-            ids = self._label_ids(i)
+            ids = _named_read(lambda _: self._label_ids(i), self.label_paths[i])
             if ids.shape[:2] != image.shape[:2]:
                 ids = np.array(Image.fromarray(ids).resize((image.shape[1], image.shape[0]), Image.NEAREST))
                 self.n_resized += 1
@@ -396,7 +404,7 @@ class SYNTHIA(_SegDataset):
         return ids.astype(np.uint8) if ids.max(initial=0) < 256 else ids   # uint8 when it fits (resize needs it)
 
 # %% ../nbs/01_data.ipynb #1f239669
-from tqdm.auto import tqdm
+from .core import progress as tqdm
 
 def _train_ids(ds, i) -> np.ndarray:
     "Train-id label of item `i`, read without the image when `ds` is one of the kit's datasets."
@@ -451,7 +459,40 @@ class ClassBalancedChoice:
     def class_at(self, pos: int) -> int: return self._draw(pos)[0]
     def index(self, pos: int) -> int: return self._draw(pos)[1]
 
-# %% ../nbs/01_data.ipynb #8f74b7c8
+# %% ../nbs/01_data.ipynb #b2d0e002
+_IEND = b'\x00\x00\x00\x00IEND\xaeB`\x82'
+
+def png_size(path) -> tuple:
+    "(height, width) from a PNG's header; `CDAError` unless it has a PNG signature, a valid IHDR and ends with IEND."
+    p = Path(path)
+    try:
+        with open(p, 'rb') as f:
+            head = f.read(33); f.seek(0, 2); n = f.tell(); f.seek(max(n - 12, 0)); tail = f.read(12)
+    except OSError as e: raise CDAError(f"{p}: cannot be opened ({e.strerror or e})") from e
+    fix = "re-download or re-extract this file (or remove the image together with its label)"
+    if head[:8] != _PNG_SIG: raise CDAError(f"{p}: not a PNG file (wrong signature, {n} bytes); {fix}")
+    if len(head) < 33 or head[12:16] != b'IHDR' or zlib.crc32(head[12:29]) & 0xffffffff != struct.unpack('>I', head[29:33])[0]:
+        raise CDAError(f"{p}: damaged PNG header; {fix}")
+    w, h = struct.unpack('>II', head[16:24])
+    if not (w and h): raise CDAError(f"{p}: the PNG header gives size {w}x{h}; {fix}")
+    if tail != _IEND: raise CDAError(f"{p}: truncated (the PNG does not end with its IEND chunk); {fix}")
+    return h, w
+
+def check_files(ds, name: str = "", progress=True, big: int = 2000) -> dict:
+    "Header-check every image (and label) of a kit dataset; returns counts, raises `CDAError` naming the first bad file."
+    from cda_nb.core import progress as _progress
+    labels = list(ds.label_paths) if getattr(ds, 'labels', False) and ds.label_paths is not None else []
+    n = len(ds.images)
+    bar = _progress(total=n, desc=f"checking {name or type(ds).__name__} files", disable=not progress or n < big, leave=False)
+    mismatch = 0
+    for i, im in enumerate(ds.images):
+        s = png_size(im)
+        if labels and png_size(labels[i]) != s: mismatch += 1
+        bar.update(1)
+    bar.close()
+    return {"images": n, "labels": len(labels), "label_size_mismatch": mismatch}
+
+# %% ../nbs/01_data.ipynb #68c12d66
 AUG_DEFAULTS = dict(contrast=0.2, brightness=0.1, blur=0.0, blur_sigma=1.0, noise=0.0)
 AUG_POLICIES = ("geometric", "photometric")   # geometric: scale/crop/flip only; photometric: + the jitter below
 

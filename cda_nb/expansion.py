@@ -115,7 +115,7 @@ class StaticLabels:
     def refresh(self, logits_fn, dataset, step, batch_size=8, num_workers=0, progress=False):
         "Label every image of `dataset` (items with 'image', 'index') with `logits_fn(images) -> (B,C,h,w)`."
         from torch.utils.data import DataLoader
-        from tqdm.auto import tqdm
+        from cda_nb.core import progress as tqdm
         logits, index, sizes = [], [], []
         dl = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
         for b in tqdm(dl, desc=f"static labels @ {step}", disable=not progress, leave=False):

@@ -118,7 +118,7 @@ def diagonal_ratio(d) -> float:
     d = np.asarray(d, float); eye = np.eye(len(d), dtype=bool)
     return float(np.nanmean(d[eye]) / np.nanmean(d[~eye]))
 
-# %% ../nbs/08_metrics.ipynb #653d2f20
+# %% ../nbs/08_metrics.ipynb #440ec20d
 def reliability(conf, correct, n_bins: int = 10) -> dict:
     "Per-bin count, mean confidence and accuracy of pixels with confidence `conf` (N,) and `correct` (N,) bool; plus ECE."
     conf, correct = torch.as_tensor(conf).reshape(-1).double(), torch.as_tensor(correct).reshape(-1).double()

@@ -8,6 +8,7 @@ import json, csv, io
 from pathlib import Path
 import numpy as np
 from .data import CLASSES19
+from .core import load_torch_file
 
 # %% auto #0
 __all__ = ['ABLATION', 'PL_KINDS', 'collect_runs', 'split_metrics', 'summarize', 'gap_closed', 'iou_table', 'has_split',
@@ -91,18 +92,24 @@ def iou_csv(runs: dict) -> str:
     return out.getvalue()
 
 # %% ../nbs/11_report.ipynb #a2b8d95b
-ABLATION = [("self_training", "L_base (self-training, static labels)", {}),
+ABLATION = [("self_training", "L_base (self-training, static CBST labels; class-balanced source sampling, as bcl)", {}),
             ("bcl-fcl", "+ FCL (static labels)", {"lambda_bc": 0.0, "dynamic": False}),
             ("bcl-fcl_bcl", "+ FCL + BCL (static labels)", {"dynamic": False}),
             ("bcl-dyn_nocal", "+ FCL + BCL, hybrid labels, no calibration", {"calibrate": False}),
-            ("bcl", "+ FCL + BCL, hybrid labels, calibration (full bcl)", {}),
-            ("bcl-T09", "full bcl, similarity threshold 0.9 instead of 0.7 (small-network check)", {"threshold": 0.9})]
+            ("bcl", "+ FCL + BCL, hybrid labels, calibration (full bcl: signed classifier-level features, per-pair prototypes)", {}),
+            ("bcl-decoder", "full bcl on post-ReLU decoder features (the kit's v1 choice)", {"feat": "decoder"}),
+            ("bcl-pooled", "full bcl with prototypes pooled over the batch (the kit's v1 choice)", {"pairwise": False}),
+            ("dacs", "dacs: mean teacher + ClassMix (uniform source sampling)", {}),
+            ("dacs-nomix", "dacs without ClassMix (a plain mean teacher on the target batch)", {"mix": False})]
 
 def ablation_table(runs: dict, rows=ABLATION) -> str:
-    "Markdown table of mIoU (mean ± std over seeds) for the ablation rows that have runs."
-    out = ["| run folder | variant | mIoU | seeds |", "|---|---|---|---|"]
+    "Markdown table of mIoU (mean ± std over seeds) on test (when the runs have it) and val for the ablation rows that have runs."
+    test = has_split({k: runs[k] for k, _, _ in rows if k in runs}, "test")
+    out = ["| run folder | variant | " + ("mIoU test | " if test else "") + "mIoU val | seeds |", "|---|---|---|---|" + ("---|" if test else "")]
     for key, name, _ in rows:
-        if key in runs: s = summarize(runs[key]); out.append(f"| `{key}` | {name} | {_fmt(s['miou'])} | {s['n']} |")
+        if key not in runs: continue
+        s = summarize(runs[key])
+        out.append(f"| `{key}` | {name} | " + (f"{_fmt(summarize(runs[key], 'test')['miou'])} | " if test else "") + f"{_fmt(s['miou'])} | {s['n']} |")
     return "\n".join(out) + "\n"
 
 PL_KINDS = ["static", "dynamic_uncalibrated", "dynamic_calibrated", "hybrid"]
@@ -135,7 +142,7 @@ def feature_figures(runs_dir, dataset, methods=("source_only", "bcl"), seed=0, o
         cfg = json.loads((d/"config.json").read_text())
         c = make_config(**{k: cfg[k] for k in ("dataset", "data_root", "source_root", "target_root", "benchmark_seed", "model", "src_resize", "tgt_resize", "eval_size")})
         src_root, tgt_root = data_roots(c)
-        model = build_model(c.model, n_classes=len(CLASSES19)); model.load_state_dict(torch.load(d/"checkpoint.pt", weights_only=False, map_location="cpu")["model"])
+        model = build_model(c.model, n_classes=len(CLASSES19)); model.load_state_dict(load_torch_file(d/"checkpoint.pt")["model"])
         fs, ys = viz.sample_pixel_features(model, GTA5(src_root, transform=JointTransform(resize=c.src_resize)), n_images, per_class)
         ft, yt = viz.sample_pixel_features(model, Cityscapes(tgt_root, "val", transform=JointTransform(resize=c.eval_size)), n_images, per_class)
         feats[m] = (fs, ys, ft, yt)
@@ -156,7 +163,7 @@ def feature_figures(runs_dir, dataset, methods=("source_only", "bcl"), seed=0, o
         res[how] = f"{how}.png"
     return res
 
-# %% ../nbs/11_report.ipynb #dd2bf411
+# %% ../nbs/11_report.ipynb #86fb26d7
 def _load_run_model(d):
     "The model of run folder `d` (config.json + checkpoint.pt, loaded with weights_only=True) and its config."
     import torch
@@ -166,7 +173,7 @@ def _load_run_model(d):
     c = make_config(**{k: cfg[k] for k in ("dataset", "data_root", "source_root", "target_root", "benchmark_seed", "model",
                                            "model_kwargs", "src_resize", "tgt_resize", "eval_size") if k in cfg})
     model = build_model(c.model, n_classes=len(CLASSES19), **{k: v for k, v in c.model_kwargs.items() if k != "pretrained"})
-    model.load_state_dict(torch.load(Path(d)/"checkpoint.pt", weights_only=True, map_location="cpu")["model"])
+    model.load_state_dict(load_torch_file(Path(d)/"checkpoint.pt", fix="re-run the training (resume=False)")["model"])
     return model.eval(), c
 
 def diagnose_source(run_dir, ps=(0.05, 0.1, 0.2, 0.4, 0.7, 1.0), n_bins=10, batch_size=16) -> dict:
@@ -257,7 +264,7 @@ def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=No
         figs["bias_norms.png"] = viz.plot_bias_norms(read_jsonl(bcl_log))
         lines += ["## Domain bias over training (bcl supplement Fig. 3)", "", "![bias norms](figures/bias_norms.png)", ""]
     if features:
-        ff = feature_figures(runs_dir, dataset, [m for m in ("source_only", "bcl") if m in runs], seed=0, out=out/"figures")
+        ff = feature_figures(runs_dir, dataset, [m for m in ("source_only", "bcl", "dacs") if m in runs], seed=0, out=out/"figures")
         if "tsne" in ff:
             lines += ["## Features (bcl Fig. 5) and prototype distances", "",
                       "Pixel features of source (o) and target val (x) images, coloured by ground-truth class (seed 0).", "",

@@ -27,11 +27,13 @@ from .expansion import StaticLabels, PseudoLabeled, dynamic_labels, hybrid_label
 from .metrics import label_density_accuracy
 
 # %% auto #0
-__all__ = ['DATASET_DEFAULTS', 'SOURCE_FOLDER', 'METHODS', 'TrainConfig', 'make_config', 'Method', 'register', 'SourceOnly',
-           'Oracle', 'SelfTraining', 'BCL', 'Stream', 'stream_loader', 'data_roots', 'source_dataset', 'build_data',
-           'has_test_labels', 'NonFiniteLoss', 'poly_lr', 'to_device', 'dist_setup', 'reduce_present_mean',
-           'resolve_init', 'Trainer', 'save_checkpoint', 'load_checkpoint', 'predict', 'evaluate', 'fit', 'finish',
-           'write_figures', 'train']
+__all__ = ['DATASET_DEFAULTS', 'SOURCE_FOLDER', 'HP_RANGES', 'METHODS', 'TrainConfig', 'make_config', 'check_method_params',
+           'validate_config', 'Method', 'register', 'SourceOnly', 'Oracle', 'SelfTraining', 'BCL', 'Stream',
+           'stream_loader', 'data_roots', 'source_dataset', 'build_data', 'has_test_labels', 'check_run_inputs',
+           'presence_cache_key', 'NonFiniteLoss', 'poly_lr', 'to_device', 'dist_setup', 'reduce_present_mean',
+           'resolve_init', 'Trainer', 'save_checkpoint', 'load_checkpoint', 'check_resume_iters', 'ckpt_status',
+           'NonFiniteState', 'check_state_finite', 'predict', 'evaluate', 'fit', 'finish', 'run_analysis',
+           'keep_peak_memory', 'data_warnings', 'write_figures', 'train', 'notebook_params']
 
 # %% ../nbs/09_trainers.ipynb #24fef222
 DATASET_DEFAULTS = {
@@ -95,9 +97,10 @@ class TrainConfig:
 # %% ../nbs/09_trainers.ipynb #2481f8e7
 def _pair(name, v):
     if v is None: return None
-    if isinstance(v, (int, float)): v = (v, v)
-    v = tuple(v)
-    if len(v) != 2 or any(x <= 0 for x in v): raise CDAError(f"{name}={v!r} must be a positive pair (h, w)")
+    if isinstance(v, int) and not isinstance(v, bool): v = (v, v)
+    v = tuple(v) if isinstance(v, (list, tuple)) else (v,)
+    if len(v) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
+        raise CDAError(f"{name}={v if len(v) != 1 else v[0]!r} must be a pair of positive integers (h, w), e.g. [512, 512]")
     return v
 
 def make_config(cfg=None, **params) -> TrainConfig:
@@ -114,7 +117,7 @@ def make_config(cfg=None, **params) -> TrainConfig:
     for k, v in dd.items():
         if k == "adapt_iters": continue
         if d.get(k) is None: d[k] = v * mcls.lr_factor if k == "lr" else dd["adapt_iters"] if (k == "iters" and adapts) else v
-    c = TrainConfig(**d)
+    c = validate_config(TrainConfig(**d))
     check_choice("optimizer", c.optimizer, ["sgd", "adamw"])
     check_choice("model", c.model, MODELS)
     check_choice("source_sampling", c.source_sampling, ["", "uniform", "class_balanced"])
@@ -132,6 +135,79 @@ def make_config(cfg=None, **params) -> TrainConfig:
         if len(c.scale) != 2 or not 0 < c.scale[0] <= c.scale[1]: raise CDAError(f"scale={c.scale!r} must be (lo, hi) with 0 < lo <= hi")
     get_device(c.device)
     METHODS[c.method].check_params(c.method_params)
+    return c
+
+# %% ../nbs/09_trainers.ipynb #c9a0e002
+import os, sys
+from .data import check_files
+_STRS = ("method", "dataset", "data_root", "source_root", "target_root", "model", "source_sampling", "optimizer",
+         "out_dir", "tag", "device", "init")
+_POS_INTS = ("iters", "batch_size", "eval_batch_size", "log_every", "ckpt_every")
+_NONNEG_INTS = ("seed", "benchmark_seed", "eval_every", "num_workers")
+_BOOLS = ("flip", "amp", "resume", "analysis", "figures", "progress")
+
+def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
+def _is_num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+# method hyper-parameter ranges by name: (low, high, low included, high included); None: unbounded.
+# `lambda_*` weights are >= 0. A method may refine them with a `ranges` class attribute of the same form.
+HP_RANGES = {"tau": (0, None, False, False), "momentum": (0, 1, True, True), "threshold": (-1, 1, True, True),
+             "cbst_p": (0, 1, False, True), "cbst_cap": (0, 1, False, True), "refresh_every": (0, None, True, False),
+             "max_pixels": (0, None, True, False)}
+
+def _range_text(r):
+    lo, hi, li, hi_in = r
+    return " and ".join(s for s in ((f">= {lo}" if li else f"> {lo}") if lo is not None else "",
+                                    (f"<= {hi}" if hi_in else f"< {hi}") if hi is not None else "") if s)
+
+def _in_range(v, r):
+    lo, hi, li, hi_in = r
+    return (lo is None or (v >= lo if li else v > lo)) and (hi is None or (v <= hi if hi_in else v < hi))
+
+def check_method_params(cls, params) -> dict:
+    "Names, types (those of the defaults) and ranges (`HP_RANGES`) of a method's hyper-parameters."
+    if not isinstance(params, dict): raise CDAError(f"method_params={params!r} must be a mapping, e.g. {{tau: 0.1}}")
+    cls.check_params(params)
+    ranges = {**HP_RANGES, **getattr(cls, "ranges", {})}
+    for k, v in params.items():
+        d = cls.defaults[k]
+        kind, ok = ("true or false", isinstance(v, bool)) if isinstance(d, bool) else \
+                   ("an integer", _is_int(v)) if isinstance(d, int) else \
+                   ("a finite number", _is_num(v)) if isinstance(d, float) else ("", True)
+        if not ok: raise CDAError(f"method_params.{k}={v!r} ({type(v).__name__}) must be {kind}, like its default {d!r}")
+        r = ranges.get(k, (0, None, True, False) if k.startswith("lambda_") else None)
+        if r and _is_num(v) and not _in_range(v, r): raise CDAError(f"method_params.{k}={v!r} is out of range: it must be {_range_text(r)}")
+    return params
+
+def validate_config(c: TrainConfig) -> TrainConfig:
+    "Check the type and range of every field of `c` (paths may be `Path`s: they become strings); returns `c`."
+    def bad(k, want):
+        v = getattr(c, k)
+        raise CDAError(f"{k}={v!r} ({type(v).__name__}) is not valid: {k} {want}")
+    for k in _STRS:
+        v = getattr(c, k)
+        if isinstance(v, os.PathLike): setattr(c, k, os.fspath(v))
+        elif not isinstance(v, str): bad(k, "must be a string")
+    for k in _POS_INTS:
+        if not (_is_int(getattr(c, k)) and getattr(c, k) > 0): bad(k, "must be a positive integer")
+    for k in _NONNEG_INTS:
+        if not (_is_int(getattr(c, k)) and getattr(c, k) >= 0): bad(k, "must be an integer >= 0")
+    if c.init_iters is not None and not (_is_int(c.init_iters) and c.init_iters > 0): bad("init_iters", "must be a positive integer or None")
+    for k in _BOOLS:
+        if not isinstance(getattr(c, k), bool): bad(k, "must be true or false")
+    for k in ("model_kwargs", "method_params"):
+        if not isinstance(getattr(c, k), dict): bad(k, "must be a mapping, e.g. {name: value}")
+    if not (_is_num(c.lr) and c.lr > 0): bad("lr", "must be a number > 0")
+    if not (_is_num(c.momentum) and 0 <= c.momentum < 1): bad("momentum", "must be a number in [0, 1)")
+    if not (_is_num(c.weight_decay) and c.weight_decay >= 0): bad("weight_decay", "must be a number >= 0")
+    if not (_is_num(c.poly_power) and c.poly_power >= 0): bad("poly_power", "must be a number >= 0")
+    for k in ("crop", "src_resize", "tgt_resize", "eval_size"): setattr(c, k, _pair(k, getattr(c, k)))
+    if c.scale is not None:
+        s = tuple(c.scale) if isinstance(c.scale, (list, tuple)) else (c.scale,)
+        if len(s) != 2 or not all(_is_num(x) for x in s) or not 0 < s[0] <= s[1]: bad("scale", "must be [lo, hi] with 0 < lo <= hi")
+        c.scale = s
+    if c.tag in (".", "..") or any(ch in c.tag for ch in "/\\"): bad("tag", "is a folder-name suffix: no '/', '\\', '.' or '..'")
+    if c.method in METHODS: check_method_params(METHODS[c.method], c.method_params)
     return c
 
 # %% ../nbs/09_trainers.ipynb #ee8baf45
@@ -407,10 +483,14 @@ def data_roots(cfg: TrainConfig):
     "Source and target roots of a run."
     if cfg.dataset == "minicity" and not (cfg.data_root or cfg.source_root or cfg.target_root):
         from cda_nb.minicity import minicity_root
-        root = minicity_root(seed=cfg.benchmark_seed)
+        quiet = progress_mode() in ("lines", "off")       # a log or papermill notebook: one line, not a text bar
+        if quiet and cfg.progress and not any(cache_dir().glob(f"minicity-*-seed{cfg.benchmark_seed}/minicity.json")):
+            print(f"MiniCity seed {cfg.benchmark_seed}: generating it into {cache_dir()} (first use, under a minute)", file=sys.stderr)
+        root = minicity_root(seed=cfg.benchmark_seed, progress=cfg.progress and not quiet)
     else:
         root = Path(cfg.data_root) if cfg.data_root else None
-    if not (cfg.source_root or root): raise CDAError(f"dataset={cfg.dataset!r} needs data_root (a folder with gta5/ and cityscapes/) or source_root and target_root")
+    if not root and not (cfg.source_root and cfg.target_root):
+        raise CDAError(f"dataset={cfg.dataset!r} needs data_root (a folder with gta5/ and cityscapes/) or both source_root and target_root")
     src = Path(cfg.source_root) if cfg.source_root else root/SOURCE_FOLDER[cfg.dataset]
     tgt = Path(cfg.target_root) if cfg.target_root else root/"cityscapes"
     return src, tgt
@@ -438,6 +518,27 @@ def has_test_labels(tgt_root) -> bool:
     if not ((Path(tgt_root)/"leftImg8bit"/"test").is_dir() and ldir.is_dir()): return False
     first = next(iter(sorted(ldir.glob("*/*_gtFine_labelIds.png"))), None)
     return first is not None and bool((ID2TRAIN[read_cityscapes_label(first)] != IGNORE).any())
+
+# %% ../nbs/09_trainers.ipynb #c9a0e006
+def check_run_inputs(cfg: TrainConfig) -> dict:
+    "Header-check every file the run will read (`CDAError` naming the first bad one); per split: images, labels, label size mismatches."
+    m = METHODS[cfg.method]
+    _, tgt = data_roots(cfg)
+    show, out = cfg.progress, {}
+    if m.uses_source: out["source"] = check_files(source_dataset(cfg), "source", show)
+    if m.uses_target: out["target"] = check_files(Cityscapes(tgt, split="train", labels=m.target_labels), "target train", show)
+    out["val"] = check_files(Cityscapes(tgt, split="val"), "val", show)
+    pre = (cfg.model_kwargs or {}).get("pretrained")
+    if pre: load_torch_file(pre, fix="model_kwargs.pretrained must be a plain state dict (torchvision or DeepLab layout)")
+    return out
+
+def presence_cache_key(ds) -> str:
+    "Key of a dataset's class-presence table: its root and the names, sizes and mtimes of its label files."
+    import hashlib
+    h = hashlib.sha1(f"{Path(ds.root).resolve()}|{len(ds)}".encode())
+    for p in ds.label_paths:
+        st = os.stat(p); h.update(f"|{Path(p).name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
 
 # %% ../nbs/09_trainers.ipynb #ad013cc9
 class NonFiniteLoss(CDAError):
@@ -500,13 +601,15 @@ class Trainer:
         self.cfg = cfg = make_config(cfg, **params)
         self.rank, self.world, self.device = dist_setup(cfg.device)
         self.is_main = self.rank == 0
+        self.inputs = check_run_inputs(cfg)            # every file the run reads, before anything is written
         self.dir = run_dir(cfg.out_dir, cfg.dataset, cfg.method, cfg.seed, cfg.tag)
         self.init_from = resolve_init(cfg)            # may first train the source-only run it starts from
         seed_everything(cfg.seed)
         self.method = METHODS[cfg.method](**cfg.method_params)
         self.data = build_data(cfg, self.method)
         self.model = build_model(cfg.model, n_classes=len(CLASSES19), **cfg.model_kwargs).to(self.device)
-        if self.init_from: self.model.load_state_dict(torch.load(self.init_from, map_location=self.device, weights_only=False)["model"])
+        if self.init_from: self.model.load_state_dict(load_torch_file(self.init_from, map_location=self.device,
+                                                                      fix="init must be a checkpoint.pt written by the kit")["model"])
         self.reload_data = False
         self.method.setup(self)
         self.source_chooser = self.make_source_chooser()
@@ -559,9 +662,8 @@ class Trainer:
         "A `ClassBalancedChoice` over the source set when the run samples class-balanced, else None."
         how = self.cfg.source_sampling or self.method.source_sampling
         if how != "class_balanced" or "source" not in self.data: return None
-        import hashlib
         src = self.data["source"]
-        key = hashlib.sha1(f"{Path(src.root).resolve()}|{len(src)}".encode()).hexdigest()[:16]
+        key = presence_cache_key(src)                  # changes when a label file is rewritten
         presence = class_presence(src, n_classes=len(CLASSES19), cache=cache_dir()/f"presence-{key}.npy", progress=self.cfg.progress)
         return ClassBalancedChoice(presence, self.cfg.seed)
 
@@ -606,16 +708,18 @@ def _ckpt_keys(cfg):
     "The config entries a checkpoint must agree with to be resumed."
     d = asdict(cfg)
     for k in ("iters", "eval_every", "log_every", "ckpt_every", "out_dir", "device", "resume", "figures",
-              "progress", "num_workers", "eval_batch_size", "data_root", "source_root", "target_root"): d.pop(k)
+              "progress", "num_workers", "eval_batch_size", "data_root", "source_root", "target_root", "analysis"): d.pop(k)
     return d
 
 def save_checkpoint(self: Trainer):
-    "Write `checkpoint.pt` atomically (rank 0 only)."
+    "Write `checkpoint.pt` atomically (rank 0 only), after checking that the weights and buffers are finite."
+    check_state_finite(self)
     if not self.is_main: return
-    atomic_torch_save(dict(step=self.step, model=self.model.state_dict(), opt=self.opt.state_dict(),
+    atomic_torch_save(dict(step=self.step, iters=self.cfg.iters, model=self.model.state_dict(), opt=self.opt.state_dict(),
                            scaler=self.scaler.state_dict(), method=self.method.state_dict(), rng=rng_state(),
                            train_seconds=self.train_seconds, history=self.history, config=_ckpt_keys(self.cfg)),
                       self.dir/"checkpoint.pt")
+    self.ckpt_step = self.step
 
 def _save_checkpoint_all(self: Trainer):
     "Rank 0 writes the checkpoint; the others wait for it."
@@ -623,7 +727,10 @@ def _save_checkpoint_all(self: Trainer):
 
 def load_checkpoint(self: Trainer, path=None):
     "Restore a run from `checkpoint.pt` (the config must match)."
-    ck = torch.load(path or self.dir/"checkpoint.pt", map_location=self.device, weights_only=False)
+    path = Path(path or self.dir/"checkpoint.pt")
+    ck = load_torch_file(path, map_location=self.device,
+                         fix="Pass resume=False to start this run afresh (it overwrites the run folder), or delete the file.")
+    check_resume_iters(self, ck, path)
     want = _ckpt_keys(self.cfg)
     diff = {k: (ck["config"].get(k), v) for k, v in want.items() if ck["config"].get(k) != v}
     if diff: raise CDAError(f"{self.dir/'checkpoint.pt'} was written with other settings {diff} (checkpoint, now); "
@@ -632,12 +739,45 @@ def load_checkpoint(self: Trainer, path=None):
     self.scaler.load_state_dict(ck["scaler"]); self.method.load_state_dict(ck["method"])
     set_rng_state(ck["rng"])
     self.step, self.train_seconds, self.history = ck["step"], ck["train_seconds"], ck["history"]
+    self.ckpt_step = ck["step"]
     log = self.dir/"log.jsonl"
     if self.is_main and log.exists():
         keep = [r for r in read_jsonl(log) if r.get("step", 0) <= self.step]
         atomic_write_text(log, "".join(json.dumps(r) + "\n" for r in keep))
 
 Trainer.save_checkpoint, Trainer.load_checkpoint = save_checkpoint, load_checkpoint
+
+# %% ../nbs/09_trainers.ipynb #c9a0e008
+def check_resume_iters(self: Trainer, ck: dict, path):
+    "Refuse to resume a checkpoint of a run with another `iters`."
+    old = ck.get("iters")
+    if old is None and (self.dir/"config.json").is_file():
+        try: old = json.loads((self.dir/"config.json").read_text()).get("iters")
+        except (OSError, ValueError): old = None
+    if old is not None and old != self.cfg.iters:
+        raise CDAError(f"{path} belongs to a run of iters={old} (at step {ck.get('step')}); this run asks for "
+                       f"iters={self.cfg.iters}. Resuming would mix two learning-rate schedules. Rerun with iters={old} "
+                       f"to resume or re-evaluate it, or pass resume=False (starts afresh, overwriting this run folder), "
+                       f"or choose another tag/out_dir for a run of {self.cfg.iters} steps.")
+
+def ckpt_status(self: Trainer) -> str:
+    "What a stopped run leaves behind: which checkpoint exists, at which step."
+    p, s = self.dir/"checkpoint.pt", getattr(self, "ckpt_step", None)
+    if s is not None and p.exists(): return f"the last checkpoint, {p} (step {s}), was left as it was"
+    return f"no checkpoint was written: {self.dir} has none (checkpoints every {self.cfg.ckpt_every} steps)"
+
+class NonFiniteState(CDAError):
+    "A weight or buffer became NaN or infinite."
+
+@torch.no_grad()
+def check_state_finite(self: Trainer):
+    "`NonFiniteState` when a parameter or floating-point buffer of the model (or the method) is not finite."
+    named = list(self.model.named_parameters()) + [(n, b) for n, b in self.model.named_buffers() if b.is_floating_point()]
+    named += [(f"method.{i}", p) for i, p in enumerate(self.method.parameters())]
+    bad = [n for n, t in named if not torch.isfinite(t).all()]
+    if bad: raise NonFiniteState(f"non-finite weights or buffers at step {self.step}: {bad[:4]}{' ...' if len(bad) > 4 else ''} "
+                                 f"({len(bad)} tensors); this state was not saved: {ckpt_status(self)}. "
+                                 f"Lower lr or check the data, then rerun (resume starts from that checkpoint) or pass resume=False.")
 
 # %% ../nbs/09_trainers.ipynb #f2fa5551
 @torch.no_grad()
@@ -669,11 +809,10 @@ def evaluate(self: Trainer, ds=None) -> dict:
 Trainer.predict, Trainer.evaluate = predict, evaluate
 
 # %% ../nbs/09_trainers.ipynb #6307da44
-def _check_finite(terms, step):
+def _check_finite(terms, step, status="the last checkpoint was left as it was"):
     for k, v in terms.items():
         if not torch.isfinite(v.detach()).all():
-            raise NonFiniteLoss(f"non-finite loss at step {step}: term {k!r} = {v.item()}; "
-                                "the last checkpoint was left as it was")
+            raise NonFiniteLoss(f"non-finite loss at step {step}: term {k!r} = {v.item()}; {status() if callable(status) else status}")
 
 def _loaders(self: Trainer, start, stop):
     "Iterators over the source and target streams for steps `start`..`stop`-1."
@@ -689,8 +828,8 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
     cfg, m = self.cfg, self.method
     stop = min(cfg.iters, stop_at) if stop_at else cfg.iters
     loaders = self._loaders(self.step, stop)
-    bar = tqdm(total=cfg.iters, initial=self.step, desc=f"{cfg.method} seed{cfg.seed}",
-               disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
+    bar = progress(total=cfg.iters, initial=self.step, desc=f"{cfg.method} seed{cfg.seed}",
+                   disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
     t_start, steps_done = time.perf_counter(), 0
     while self.step < stop:
         t0 = time.perf_counter()
@@ -706,7 +845,7 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
         self.model.train()
         with self.autocast(): terms = m.losses(src, tgt, self.step)
         terms = {k: v.float() for k, v in terms.items()}
-        _check_finite(terms, self.step)
+        _check_finite(terms, self.step, lambda: ckpt_status(self))
         loss = sum(terms.values())
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -727,11 +866,12 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
         if self.step % cfg.ckpt_every == 0 or self.step == cfg.iters: _save_checkpoint_all(self)
         bar.update(1)
     bar.close()
+    self.steps_here = getattr(self, "steps_here", 0) + steps_done
     if self.step < cfg.iters: return None
     return self.finish()
 
 def finish(self: Trainer) -> dict:
-    "Final evaluation; write metrics.json and the figures."
+    "Final evaluation; write metrics.json first, then the optional analysis and figures (which never cost the metrics)."
     cfg = self.cfg
     r = self.evaluate()
     self.history = [h for h in self.history if h["step"] < self.step] + [{"step": self.step, "miou": r["miou"]}]
@@ -739,24 +879,66 @@ def finish(self: Trainer) -> dict:
                "miou": r["miou"], "per_class_iou": r["per_class_iou"], **{k: r[k] for k in ("miou_16", "miou_13") if k in r},
                "train_seconds": round(self.train_seconds, 3), "sec_per_iter": round(self.train_seconds / max(self.step, 1), 4),
                "peak_rss_mb": round(peak_rss_mb(), 1), "peak_gpu_mb": peak_gpu_mb(), "device": str(self.device),
-               "history": self.history, **self.method.metrics(),
+               "history": self.history, **self.method.metrics(), "data_warnings": data_warnings(self),
                "augmentation": {"policy": cfg.aug, "params": self.aug_params(), "method_adds": self.method.extra_augmentation}}
     if "test" in self.data:                            # reported beside val; every choice is made on val
         rt = self.evaluate(self.data["test"])
         metrics.update(miou_test=rt["miou"], test={"miou": rt["miou"], "per_class_iou": rt["per_class_iou"],
                                                     **{k: rt[k] for k in ("miou_16", "miou_13") if k in rt}})
-    if cfg.analysis and self.is_main and self.method.uses_target and not self.method.target_labels:
-        # analysis only, after the last training step: target-train labels are read here and nowhere before
-        labelled = Cityscapes(data_roots(cfg)[1], split="train", transform=JointTransform(resize=cfg.tgt_resize) if cfg.tgt_resize else None)
-        metrics.update(self.method.analyze(labelled))
+    keep_peak_memory(self, metrics)
     if self.is_main:
-        atomic_write_json(self.dir/"metrics.json", metrics)
+        atomic_write_json(self.dir/"metrics.json", metrics)       # the run is safe from here on
         atomic_write_json(self.dir/"confusion.json", r["confusion"])
-        if cfg.figures: self.write_figures(metrics)
+        extra = run_analysis(self)
+        if extra: metrics.update(extra); atomic_write_json(self.dir/"metrics.json", metrics)
+        if cfg.figures:
+            try: self.write_figures(metrics)
+            except Exception as e: warnings.warn(f"figures of {self.dir} were not written ({type(e).__name__}: {e}); metrics.json is complete")
     self.barrier()
     return metrics
 
 Trainer._loaders, Trainer.fit, Trainer.finish = _loaders, fit, finish
+
+# %% ../nbs/09_trainers.ipynb #c9a0e010
+def run_analysis(self: Trainer) -> dict:
+    "The method's post-training analysis against target-train labels: {} when off, a note when skipped or failed."
+    cfg, m = self.cfg, self.method
+    if not (cfg.analysis and self.is_main and m.uses_target and not m.target_labels): return {}
+    if type(m).analyze is Method.analyze: return {}
+    tgt = data_roots(cfg)[1]
+    if not (tgt/"gtFine"/"train").is_dir():
+        msg = f"no target-train labels ({tgt/'gtFine'/'train'}): the pseudo-label analysis was skipped (training never needs them)"
+        warnings.warn(msg); return {"analysis_skipped": msg}
+    try:
+        # analysis only, after the last training step: target-train labels are read here and nowhere before
+        labelled = Cityscapes(tgt, split="train", transform=JointTransform(resize=cfg.tgt_resize) if cfg.tgt_resize else None)
+        return m.analyze(labelled)
+    except Exception as e:
+        msg = f"{type(e).__name__}: {e}"
+        warnings.warn(f"the pseudo-label analysis failed and was left out of {self.dir/'metrics.json'} ({msg}); "
+                      "the run's metrics are complete. analysis=False turns it off.")
+        return {"analysis_error": msg}
+
+def keep_peak_memory(self: Trainer, metrics: dict):
+    "When this process trained no step (a finished run re-evaluated), keep the peak memory its metrics.json has."
+    p = self.dir/"metrics.json"
+    if getattr(self, "steps_here", 0) or not p.is_file(): return metrics
+    try: old = json.loads(p.read_text())
+    except (OSError, ValueError): return metrics
+    for k in ("peak_rss_mb", "peak_gpu_mb"):
+        if k in old: metrics[k] = old[k]
+    return metrics
+
+def data_warnings(self: Trainer) -> dict:
+    "Per split: label files resized to their image (header check) and out-of-table label pixels read (ignored)."
+    dsets = {"source": self.data.get("source"), "target": getattr(self.method, "images", None) or self.data.get("target"),
+             "val": self.data.get("val")}
+    out = {}
+    for k, ds in dsets.items():
+        if ds is None or k not in getattr(self, "inputs", {}): continue
+        out[k] = {"label_size_mismatch_files": self.inputs[k]["label_size_mismatch"],
+                  "out_of_table_pixels_read": int(getattr(ds, "n_out_of_table", 0))}
+    return out
 
 # %% ../nbs/09_trainers.ipynb #c4669b7b
 def write_figures(self: Trainer, metrics):
@@ -779,5 +961,22 @@ def train(cfg=None, **params) -> dict:
     "Build a `Trainer` from parameters, fit it and return the metrics."
     return Trainer(cfg, **params).fit()
 
-# %% ../nbs/09_trainers.ipynb #3f76cca7
+# %% ../nbs/09_trainers.ipynb #c9a0e012
+import types, difflib
+_KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+def notebook_params(ns: dict) -> dict:
+    "The `TrainConfig` fields of a notebook namespace (papermill's); `CDAError` on a missing field or an unknown public name."
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    missing = [k for k in fields if k not in ns]
+    if missing: raise CDAError(f"the parameters cell does not define {missing}: every TrainConfig field must be a notebook parameter")
+    unknown = sorted(k for k, v in ns.items() if not k.startswith("_") and k not in fields and k not in _KERNEL_NAMES
+                     and not isinstance(v, types.ModuleType) and not callable(v))
+    if unknown:
+        hint = lambda k: (lambda m: f"{k!r} (did you mean {m[0]!r}?)" if m else repr(k))(difflib.get_close_matches(k, fields, 1))
+        raise CDAError(f"unknown parameter(s) {', '.join(map(hint, unknown))}: papermill passes any -p name on, but this "
+                       f"notebook has only: {', '.join(fields)}")
+    return {k: ns[k] for k in fields}
+
+# %% ../nbs/09_trainers.ipynb #b91a358d
 from .methods import dacs as _dacs          # noqa: F401  (registers "dacs")

@@ -173,7 +173,7 @@ def plot_bias_norms(records, classes=None, title="‖ξ(c)‖ over training (bcl
     fig.tight_layout()
     return fig
 
-# %% ../nbs/10_viz.ipynb #69ba5cc0
+# %% ../nbs/10_viz.ipynb #043f4475
 def plot_reliability(rels: dict, title="confidence vs accuracy on target train"):
     "Reliability diagrams side by side for {name: `metrics.reliability` dict}."
     fig, axs = plt.subplots(1, len(rels), figsize=(3.6 * len(rels), 3.4), squeeze=False)

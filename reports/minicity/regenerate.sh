@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every committed MiniCity result from scratch:
-#   3 seeds x {source_only, oracle, self_training, bcl}, the bcl ablation and a threshold check (seed 0), then the report.
+#   3 seeds x {source_only, source_only-geo (geometric-only policy), oracle, self_training, bcl, dacs},
+#   the ablations (seed 0), then the report. MiniCity v2; numbers on target test with val beside.
 # Run from anywhere:  bash reports/minicity/regenerate.sh        (JOBS=2 runs two trainings at a time, one thread each)
 # Finished runs (metrics.json present) are kept and interrupted ones resume from their checkpoint, so an
 # interrupted regeneration continues; `rm -rf reports/runs/minicity` first to start from nothing.
@@ -12,26 +13,31 @@ mkdir -p "$NB"
 JOBS=${JOBS:-1}
 if [ "$JOBS" -gt 1 ]; then export OMP_NUM_THREADS=1; fi
 
-run() {  # run <method> <seed> [tag] [method_params yaml]
-  local method=$1 seed=$2 tag=${3:-} mp=${4:-}
-  [ -n "$mp" ] || mp="{}"
+run() {  # run <method> <seed> [tag] [augmentation policy] [method_params yaml]
+  local method=$1 seed=$2 tag=${3:-} aug=${4:-photometric} mp=${5:-}
+  [ -n "$mp" ] && [ "$mp" != "-" ] || mp="{}"
+  [ "$tag" != "-" ] || tag=""
+  [ "$aug" != "-" ] || aug=photometric
   local name=$method${tag:+-$tag}
   if [ -f "$RUNS/minicity/$name/seed$seed/metrics.json" ]; then echo "finished already: $name seed $seed"; return 0; fi
   papermill nbs/train.ipynb "$NB/${name}_seed${seed}.ipynb" -p method "$method" -p seed "$seed" -p tag "$tag" \
-    -y "method_params: $mp" -p out_dir "$RUNS" --cwd . >/dev/null 2>"$NB/${name}_seed${seed}.log" \
+    -y "method_params: $mp" -p aug "$aug" -p out_dir "$RUNS" --cwd . >/dev/null 2>"$NB/${name}_seed${seed}.log" \
     || { echo "FAILED: $name seed $seed (see $NB/${name}_seed${seed}.log)"; return 1; }
   echo "done: $name seed $seed"
 }
-runline() { local m s t mp; read -r m s t mp <<< "$1"; run "$m" "$s" "$t" "$mp"; }
+runline() { local m s t a mp; read -r m s t a mp <<< "$1"; run "$m" "$s" "$t" "$a" "$mp"; }
 export -f run runline
 
-# stage 1: the bounds; stage 2: everything that starts from a source-only model (self_training, bcl, the bcl
-# ablation of Table 3 on seed 0: names match cda_nb.report.ABLATION)
-printf '%s\n' "source_only 0" "source_only 1" "source_only 2" "oracle 0" "oracle 1" "oracle 2" |
+# stage 1: the source-only models every adapting method starts from; stage 2: the adapting methods (each starts
+# from the source-only run of its seed), the oracle and the geometric-only source-only; stage 3: ablations on seed 0
+# (names match cda_nb.report.ABLATION). Columns: method seed tag policy method_params ("-" = default).
+printf '%s\n' "source_only 0" "source_only 1" "source_only 2" "oracle 0" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
-printf '%s\n' "bcl 0" "self_training 0" "bcl 1" "self_training 1" "bcl 2" "self_training 2" \
-  "bcl 0 fcl {lambda_bc: 0.0, dynamic: false}" "bcl 0 fcl_bcl {dynamic: false}" "bcl 0 dyn_nocal {calibrate: false}" \
-  "bcl 0 T09 {threshold: 0.9}" |
+printf '%s\n' "dacs 0" "self_training 0" "bcl 0" "dacs 1" "self_training 1" "bcl 1" "dacs 2" "self_training 2" "bcl 2" \
+  "oracle 1" "oracle 2" "source_only 0 geo geometric" "source_only 1 geo geometric" "source_only 2 geo geometric" |
+  xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
+printf '%s\n' "bcl 0 decoder - {feat: decoder}" "bcl 0 pooled - {pairwise: false}" "bcl 0 fcl - {lambda_bc: 0.0, dynamic: false}" \
+  "bcl 0 dyn_nocal - {calibrate: false}" "dacs 0 nomix - {mix: false}" "bcl 0 fcl_bcl - {dynamic: false}" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
 
 papermill nbs/report.ipynb "$NB/report.ipynb" -p dataset minicity -p runs_dir "$RUNS" -p report_dir reports --cwd . \
