@@ -241,6 +241,10 @@ class Method:
         "Extra trainable parameters (projection heads) to optimise with the model."
         return []
 
+    def schedule(self, step: int, iters: int) -> tuple:
+        "(position, length) of `step` in the learning-rate schedule; a method with stages restarts it per stage."
+        return step, iters
+
     def before_step(self, step: int):
         "Called before the batches of `step` are drawn (e.g. to refresh pseudo labels)."
     def losses(self, src: dict, tgt: dict, step: int) -> dict: raise NotImplementedError
@@ -300,8 +304,14 @@ class SelfTraining(Method):
     def before_step(self, step):
         if step % self.refresh_every == 0 and self.store.refreshed_at != step:
             t = self.trainer
-            self.store.refresh(t.logits, self.images, step, batch_size=t.cfg.eval_batch_size, num_workers=t.cfg.num_workers)
-            t.reload_data = True
+            self.refresh(step)
+
+    def refresh(self, step):
+        "Relabel every target image (CBST) with the current labeller (`self.labeller`, default the model)."
+        t = self.trainer
+        self.store.refresh(getattr(self, "labeller", None) or t.logits, self.images, step, batch_size=t.cfg.eval_batch_size,
+                           num_workers=t.cfg.num_workers)
+        t.reload_data = True
 
     def base_losses(self, src, tgt):
         "The four terms of eq. 11 and the two outputs."
@@ -338,7 +348,8 @@ class BCL(SelfTraining):
     "bcl (eq. 12): L_base + FCL (eq. 2) + BCL (eq. 3) on hybrid labels from calibrated prototypes (eqs. 4-10)."
     key = "bcl"
     defaults = dict(SelfTraining.defaults, lambda_fc=0.5, lambda_bc=0.5, momentum=0.999, threshold=0.7, tau=0.1,
-                    dynamic=True, calibrate=True, seg_on_hybrid=False, max_pixels=0, feat="classifier", pairwise=True)
+                    dynamic=True, calibrate=True, seg_on_hybrid=False, max_pixels=0, feat="classifier", pairwise=True,
+                    distill_iters=0, lambda_kd=1.0)
 
     def rep(self, out):
         "The contrasted representation: signed classifier-level outputs (official code) or the decoder features."
@@ -351,7 +362,49 @@ class BCL(SelfTraining):
         D = getattr(trainer.model, "cls_feat_dim", C) if self.hp["feat"] == "classifier" else trainer.model.feat_dim
         self.src_bank = ProtoBank(C, D, self.hp["momentum"]).to(trainer.device)
         self.tgt_bank = ProtoBank(C, D, self.hp["momentum"]).to(trainer.device)
-        self._batch = None
+        self._batch, self.teacher = None, None
+        if not 0 <= self.hp["distill_iters"] < trainer.cfg.iters:
+            raise CDAError(f"bcl distill_iters={self.hp['distill_iters']} must be in [0, iters={trainer.cfg.iters})")
+
+    # -- the optional self-distillation stage (supplement eq. 2): the last `distill_iters` steps of the run --
+    def schedule(self, step, iters):
+        d = self.hp["distill_iters"]
+        if not d: return step, iters
+        return (step - (iters - d), d) if step >= iters - d else (step, iters - d)   # a poly schedule per stage
+
+    def before_step(self, step):
+        d = self.hp["distill_iters"]
+        if d and step == self.trainer.cfg.iters - d and self.teacher is None: self.start_distillation(step)
+        super().before_step(step)
+
+    def start_distillation(self, step):
+        "Freeze the adapted model as the teacher, restart the student from the initial (source) weights, relabel with the teacher."
+        t = self.trainer
+        self.teacher = self._frozen_copy()
+        if t.init_from: t.model.load_state_dict(load_torch_file(t.init_from, fix="the source-only run this run started from")["model"])
+        t.opt.state.clear()
+        self.refresh(step)
+
+    def _frozen_copy(self):
+        import copy
+        m = copy.deepcopy(self.trainer.model).eval()
+        for p in m.parameters(): p.requires_grad_(False)
+        return m
+
+    @property
+    def labeller(self):
+        "Static labels come from the teacher during distillation, from the model before."
+        if self.teacher is None: return None
+        def lg(images):
+            with torch.no_grad(): return self.teacher(images.to(self.trainer.device)).logits.float()
+        return lg
+
+    def distill_losses(self, src, tgt):
+        "Supplement eq. 2: L_KD = L_base + KL(q_t || q_s) on the target batch."
+        terms, out_s, out_t = self.base_losses(src, tgt)
+        with torch.no_grad(): q_t = self.teacher(tgt["image"]).logits.float().softmax(1)
+        terms["kd"] = self.hp["lambda_kd"] * F.kl_div(out_t.logits.float().log_softmax(1), q_t, reduction="none").sum(1).mean()
+        return terms
 
     @torch.no_grad()
     def pseudo_labels(self, f_t, rho_s, present_s, static, calibrated=None, threshold=None, dynamic=None):
@@ -365,6 +418,7 @@ class BCL(SelfTraining):
         return hybrid_labels(y_d, static), y_d                                                                # eq. 10
 
     def losses(self, src, tgt, step):
+        if self.teacher is not None: return self.distill_losses(src, tgt)
         h, C = self.hp, len(CLASSES19)
         terms, out_s, out_t = self.base_losses(src, tgt)
         f_s, f_t, y_s = self.rep(out_s), self.rep(out_t), src["label"]
@@ -389,6 +443,7 @@ class BCL(SelfTraining):
         return terms
 
     def after_step(self, step):
+        if self.teacher is not None: return                  # distillation: the banks are done
         rho_s, present_s, rho_t, present_t = self._batch
         self.src_bank.update(*reduce_present_mean(rho_s, present_s))      # eq. 4 (mean over ranks under DDP)
         self.tgt_bank.update(*reduce_present_mean(rho_t, present_t))      # eq. 5
@@ -441,9 +496,11 @@ class BCL(SelfTraining):
         return {"pseudo_labels": table, "pseudo_label_curve": curve}
 
     def state_dict(self):
-        return {**super().state_dict(), "src_bank": self.src_bank.state_dict(), "tgt_bank": self.tgt_bank.state_dict()}
+        return {**super().state_dict(), "src_bank": self.src_bank.state_dict(), "tgt_bank": self.tgt_bank.state_dict(),
+                "teacher": None if self.teacher is None else self.teacher.state_dict()}
     def load_state_dict(self, d):
         super().load_state_dict(d); self.src_bank.load_state_dict(d["src_bank"]); self.tgt_bank.load_state_dict(d["tgt_bank"])
+        if d.get("teacher") is not None: self.teacher = self._frozen_copy(); self.teacher.load_state_dict(d["teacher"])
 
 # %% ../nbs/09_trainers.ipynb #ed748fa4
 class Stream(Dataset):
@@ -833,7 +890,7 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
     t_start, steps_done = time.perf_counter(), 0
     while self.step < stop:
         t0 = time.perf_counter()
-        lr = poly_lr(cfg.lr, self.step, cfg.iters, cfg.poly_power)
+        lr = poly_lr(cfg.lr, *m.schedule(self.step, cfg.iters), cfg.poly_power)
         for g in self.opt.param_groups: g["lr"] = lr * g.get("lr_mult", 1.0)
         m.before_step(self.step)
         if self.reload_data:                           # the method changed what the target stream carries
