@@ -130,6 +130,12 @@ def test_parameters_cell_declares_every_field_with_its_default():
         want = getattr(defaults, k)
         assert ns[k] == want, f"train.ipynb default of {k} is {ns[k]!r}, TrainConfig's is {want!r}"
 
+def test_help_notebook_parses_every_parameter():
+    "papermill --help-notebook must parse each line (it skips a line it cannot parse, e.g. an '=' in a comment)."
+    r = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(NBS/"train.ipynb")], capture_output=True, text=True)
+    assert r.returncode == 0 and "Unable to parse" not in r.stdout + r.stderr, r.stdout + r.stderr
+    for f in dataclasses.fields(TrainConfig): assert f"  {f.name}: " in r.stdout, f.name
+
 def _papermill(nb_out, *params, cwd, yaml=None):
     args = [sys.executable, "-m", "papermill", str(NBS/"train.ipynb"), str(nb_out), "--cwd", str(cwd)]
     for k, v in params: args += ["-p", k, str(v)]
