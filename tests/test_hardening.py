@@ -166,6 +166,7 @@ def test_papermill_reaches_cli_only_fields_and_output_is_small(tiny_root, tmp_pa
     assert 1 <= len(lines) <= 12, lines
     assert "IProgress not found" not in text
     assert "%|" not in text                                   # no tqdm text bar in the notebook
+    assert (tmp_path/"out.ipynb").stat().st_size < 150_000
 
 # 6. files are checked before training; every bad file is named -------------------------------------------
 
