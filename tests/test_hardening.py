@@ -52,6 +52,16 @@ def test_kit_checkpoint_loads_weights_only(tiny_root, tmp_path):
     ck = torch.load(run_of(tmp_path)/"checkpoint.pt", weights_only=True)
     assert ck["step"] == 2 and ck["iters"] == 2
 
+def test_older_checkpoint_with_numpy_rng_still_resumes(tiny_root, tmp_path):
+    "Checkpoints written before the RNG state was stored as tensors hold numpy arrays: the one allowed extra."
+    import random
+    Trainer(method="source_only", **tiny(tiny_root, tmp_path)).fit(stop_at=1)
+    ck = run_of(tmp_path)/"checkpoint.pt"; sd = torch.load(ck, weights_only=True)
+    sd["rng"] = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state()); del sd["iters"]
+    torch.save(sd, ck)
+    t = Trainer(method="source_only", **tiny(tiny_root, tmp_path))
+    assert t.step == 1 and t.fit()["iters"] == 2
+
 def test_malicious_checkpoint_refused_on_resume(tiny_root, tmp_path):
     run = run_of(tmp_path); run.mkdir(parents=True)
     marker = tmp_path/"pwned"
