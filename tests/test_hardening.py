@@ -74,7 +74,7 @@ def test_malicious_init_and_cda_eval_refused(tiny_root, tmp_path):
     marker = tmp_path/"pwned"
     evil = tmp_path/"evil.pt"; torch.save({"model": Evil(marker)}, evil)
     with pytest.raises(CDAError, match="was refused"): Trainer(method="source_only", **{**tiny(tiny_root, tmp_path), "init": str(evil)})
-    assert not marker.exists()
+    assert not marker.exists() and not (tmp_path/"minicity").exists()         # and no run folder was made
     train(method="source_only", **tiny(tiny_root, tmp_path/"ok"))
     run = run_of(tmp_path/"ok"); shutil.copy(evil, run/"checkpoint.pt")
     with pytest.raises(SystemExit) as e: run_cli_eval([str(run), "--no-progress"])
