@@ -141,11 +141,20 @@ def read_jsonl(path) -> list:
     return out
 
 # %% ../nbs/00_core.ipynb #a1c0e004
+def _numpy_array_globals():
+    "The globals a pickled numpy array needs (and nothing else): older checkpoints hold the numpy RNG state as one."
+    try: from numpy._core import multiarray as ma
+    except ImportError: from numpy.core import multiarray as ma
+    return [ma._reconstruct, (ma._reconstruct, "numpy.core.multiarray._reconstruct"), np.ndarray, np.dtype,
+            type(np.dtype(np.uint32))]
+
 def load_torch_file(path, fix: str = "", map_location="cpu"):
     "`torch.load(path, weights_only=True)`; a refused (code-carrying), truncated or corrupt file is a `CDAError` naming it and `fix`."
     path = Path(path)
     if not path.is_file(): raise CDAError(f"{path}: file not found. {fix}".strip())
-    try: return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        with torch.serialization.safe_globals(_numpy_array_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights only" in str(e).lower() or "weights_only" in str(e):
             raise CDAError(f"{path} was refused: it holds Python objects other than tensors and plain values, which "

@@ -659,7 +659,7 @@ class Trainer:
         self.rank, self.world, self.device = dist_setup(cfg.device)
         self.is_main = self.rank == 0
         self.inputs = check_run_inputs(cfg)            # every file the run reads, before anything is written
-        self.dir = run_dir(cfg.out_dir, cfg.dataset, cfg.method, cfg.seed, cfg.tag)
+        self.dir = run_dir(cfg.out_dir, cfg.dataset, cfg.method, cfg.seed, cfg.tag, create=False)   # made once all is built
         self.init_from = resolve_init(cfg)            # may first train the source-only run it starts from
         seed_everything(cfg.seed)
         self.method = METHODS[cfg.method](**cfg.method_params)
@@ -685,6 +685,7 @@ class Trainer:
         self.step, self.train_seconds, self.history = 0, 0.0, []
         if self.world > 1:                                          # identical start on every rank
             for t in list(self.model.parameters()) + list(self.model.buffers()): dist.broadcast(t.data, 0)
+        (self.dir/"figures").mkdir(parents=True, exist_ok=True)
         if cfg.resume and (self.dir/"checkpoint.pt").exists(): self.load_checkpoint()
         elif self.is_main:
             atomic_write_json(self.dir/"config.json", self.config_dict())

@@ -266,13 +266,18 @@ def _(c):
         except SystemExit as e: raise CDAError(f"exit {e.code}: {err.getvalue().strip()}")
 
 # ---------------------------------------------------------------- faults during training
-@register
+@contextlib.contextmanager
+def registered(cls):
+    "A test-only method, known to the trainer for one case (so that it is never listed elsewhere)."
+    register(cls)
+    try: yield
+    finally: METHODS.pop(cls.key, None)
+
 class _NaN(Method):
     key = "_nan"
     def losses(self, src, tgt, step):
         return {"ce_src": seg_ce(self.trainer.model(src["image"]).logits, src["label"]) * (float("nan") if step == 2 else 1.)}
 
-@register
 class _InfBN(Method):
     key = "_inf_bn"
     def losses(self, src, tgt, step): return {"ce_src": seg_ce(self.trainer.model(src["image"]).logits, src["label"])}
@@ -280,14 +285,17 @@ class _InfBN(Method):
         if step == 0: next(m for m in self.trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)).running_var.fill_(float("inf"))
 
 @case("faults", "NaN loss at step 2 (checkpoints every 2 steps)", ("refused", "was left as it was"))
-def _(c): Trainer(**c.p(method="_nan", iters=4, ckpt_every=2)).fit()
+def _(c):
+    with registered(_NaN): Trainer(**c.p(method="_nan", iters=4, ckpt_every=2)).fit()
 
 @case("faults", "NaN loss at step 2 before any checkpoint", ("refused", "no checkpoint was written"))
-def _(c): Trainer(**c.p(method="_nan", iters=4, ckpt_every=4)).fit()
+def _(c):
+    with registered(_NaN): Trainer(**c.p(method="_nan", iters=4, ckpt_every=4)).fit()
 
 @case("faults", "BatchNorm statistic becomes inf (loss stays finite)", ("refused", "non-finite weights or buffers"))
 def _(c):
-    try: Trainer(**c.p(method="_inf_bn")).fit()
+    try:
+        with registered(_InfBN): Trainer(**c.p(method="_inf_bn")).fit()
     finally: assert not (c.run("_inf_bn")/"checkpoint.pt").exists(), "an inf checkpoint was written"
 
 @case("faults", "disk full while writing metrics.json (ENOSPC)", ("refused", "disk is full", OSError))

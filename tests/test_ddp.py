@@ -27,7 +27,7 @@ def test_two_process_gloo(tiny_root, tmp_path):
                         str(script), str(tiny_root), str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900,
                        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    a, b = torch.load(out/"rank0.pt", weights_only=False), torch.load(out/"rank1.pt", weights_only=False)
+    a, b = torch.load(out/"rank0.pt", weights_only=True), torch.load(out/"rank1.pt", weights_only=True)
     assert a["world"] == b["world"] == 2 and a["step"] == b["step"] == 4
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert all(torch.equal(a["src_bank"][k], b["src_bank"][k]) for k in a["src_bank"])

@@ -52,6 +52,16 @@ def test_kit_checkpoint_loads_weights_only(tiny_root, tmp_path):
     ck = torch.load(run_of(tmp_path)/"checkpoint.pt", weights_only=True)
     assert ck["step"] == 2 and ck["iters"] == 2
 
+def test_older_checkpoint_with_numpy_rng_still_resumes(tiny_root, tmp_path):
+    "Checkpoints written before the RNG state was stored as tensors hold numpy arrays: the one allowed extra."
+    import random
+    Trainer(method="source_only", **tiny(tiny_root, tmp_path)).fit(stop_at=1)
+    ck = run_of(tmp_path)/"checkpoint.pt"; sd = torch.load(ck, weights_only=True)
+    sd["rng"] = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state()); del sd["iters"]
+    torch.save(sd, ck)
+    t = Trainer(method="source_only", **tiny(tiny_root, tmp_path))
+    assert t.step == 1 and t.fit()["iters"] == 2
+
 def test_malicious_checkpoint_refused_on_resume(tiny_root, tmp_path):
     run = run_of(tmp_path); run.mkdir(parents=True)
     marker = tmp_path/"pwned"
@@ -64,7 +74,7 @@ def test_malicious_init_and_cda_eval_refused(tiny_root, tmp_path):
     marker = tmp_path/"pwned"
     evil = tmp_path/"evil.pt"; torch.save({"model": Evil(marker)}, evil)
     with pytest.raises(CDAError, match="was refused"): Trainer(method="source_only", **{**tiny(tiny_root, tmp_path), "init": str(evil)})
-    assert not marker.exists()
+    assert not marker.exists() and not (tmp_path/"minicity").exists()         # and no run folder was made
     train(method="source_only", **tiny(tiny_root, tmp_path/"ok"))
     run = run_of(tmp_path/"ok"); shutil.copy(evil, run/"checkpoint.pt")
     with pytest.raises(SystemExit) as e: run_cli_eval([str(run), "--no-progress"])
@@ -130,6 +140,12 @@ def test_parameters_cell_declares_every_field_with_its_default():
         want = getattr(defaults, k)
         assert ns[k] == want, f"train.ipynb default of {k} is {ns[k]!r}, TrainConfig's is {want!r}"
 
+def test_help_notebook_parses_every_parameter():
+    "papermill --help-notebook must parse each line (it skips a line it cannot parse, e.g. an '=' in a comment)."
+    r = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(NBS/"train.ipynb")], capture_output=True, text=True)
+    assert r.returncode == 0 and "Unable to parse" not in r.stdout + r.stderr, r.stdout + r.stderr
+    for f in dataclasses.fields(TrainConfig): assert f"  {f.name}: " in r.stdout, f.name
+
 def _papermill(nb_out, *params, cwd, yaml=None):
     args = [sys.executable, "-m", "papermill", str(NBS/"train.ipynb"), str(nb_out), "--cwd", str(cwd)]
     for k, v in params: args += ["-p", k, str(v)]
@@ -160,6 +176,7 @@ def test_papermill_reaches_cli_only_fields_and_output_is_small(tiny_root, tmp_pa
     assert 1 <= len(lines) <= 12, lines
     assert "IProgress not found" not in text
     assert "%|" not in text                                   # no tqdm text bar in the notebook
+    assert (tmp_path/"out.ipynb").stat().st_size < 150_000
 
 # 6. files are checked before training; every bad file is named -------------------------------------------
 

@@ -12,7 +12,7 @@ from cda_nb.trainers import METHODS, Trainer, train
 SMALL = dict(iters=3, init_iters=3, batch_size=2, crop=(48, 48), log_every=1, ckpt_every=3, progress=False, figures=False, eval_batch_size=4)
 
 def _weights(out, method):
-    ck = torch.load(Path(out)/"minicity"/method/"seed0"/"checkpoint.pt", weights_only=False)
+    ck = torch.load(Path(out)/"minicity"/method/"seed0"/"checkpoint.pt", weights_only=True)
     return ck["model"], ck["method"]
 
 def _same(a, b):

@@ -20,15 +20,15 @@ def test_sigkill_and_resume(tiny_root, tmp_path):
         time.sleep(0.02)
     p.send_signal(signal.SIGKILL); p.wait()
     assert not (run/"metrics.json").exists(), "the run finished before it could be killed"
-    step = torch.load(run/"checkpoint.pt", weights_only=False)["step"]
+    step = torch.load(run/"checkpoint.pt", weights_only=True)["step"]
     assert 0 < step < 40
     res = subprocess.run(_cmd(tiny_root, tmp_path/"killed"), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     a = json.loads((tmp_path/"ref/minicity/source_only/seed0/metrics.json").read_text())
     b = json.loads((run/"metrics.json").read_text())
     assert a["miou"] == b["miou"] and a["per_class_iou"] == b["per_class_iou"]
-    wa = torch.load(tmp_path/"ref/minicity/source_only/seed0/checkpoint.pt", weights_only=False)["model"]
-    wb = torch.load(run/"checkpoint.pt", weights_only=False)["model"]
+    wa = torch.load(tmp_path/"ref/minicity/source_only/seed0/checkpoint.pt", weights_only=True)["model"]
+    wb = torch.load(run/"checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     steps = [json.loads(l)["step"] for l in (run/"log.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 41))                    # the log reads as one uninterrupted run
