@@ -79,7 +79,8 @@ def policy_table(runs: dict, order=None) -> str:
     for k in (order or sorted(runs)):
         a = (runs.get(k) or [{}])[0].get("augmentation")
         if not a: continue
-        par = ", ".join(f"{n}={v}" for n, v in a.get("params", {}).items() if v) or "–"
+        p = a.get("params", {})
+        par = ", ".join(f"{n}={v}" for n, v in p.items() if v and not (n == "blur_sigma" and not p.get("blur"))) or "–"
         out.append(f"| `{k}` | {a.get('policy')} | {par} | {a.get('method_adds') or '–'} |")
     return "\n".join(out) + "\n"
 
