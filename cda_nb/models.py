@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import CDAError, check_choice
+from .core import CDAError, check_choice, load_torch_file
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'MODELS', 'CAFFE_BGR_MEAN', 'INPUT_NORMS', 'SegOutput', 'conv_bn', 'ResBlock',
@@ -226,7 +226,7 @@ def load_backbone(model: nn.Module, path, norm: str = "auto") -> LoadReport:
         raise CDAError(f"pretrained weights not found: {p} (an ImageNet ResNet-101 in torchvision's layout, e.g. "
                        f"resnet101-63fe2227.pth, or the DeepLab COCO init DeepLab_resnet_pretrained_init-f81d91e8.pth); "
                        f"pass pretrained='' to start from random weights on purpose")
-    sd = _unwrap(torch.load(p, map_location="cpu", weights_only=False))
+    sd = _unwrap(load_torch_file(p, fix="model_kwargs.pretrained must be a plain state dict (torchvision or DeepLab layout)"))
     layout = "deeplab_coco" if any(k.startswith("Scale.") for k in sd) else "torchvision"
     if layout == "deeplab_coco": sd = {k[len("Scale."):] if k.startswith("Scale.") else k: v for k, v in sd.items()}
     own = model.state_dict()

@@ -141,7 +141,7 @@ def make_config(cfg=None, **params) -> TrainConfig:
 import os, sys
 from .data import check_files
 _STRS = ("method", "dataset", "data_root", "source_root", "target_root", "model", "source_sampling", "optimizer",
-         "out_dir", "tag", "device", "init")
+         "out_dir", "tag", "device", "init", "aug")
 _POS_INTS = ("iters", "batch_size", "eval_batch_size", "log_every", "ckpt_every")
 _NONNEG_INTS = ("seed", "benchmark_seed", "eval_every", "num_workers")
 _BOOLS = ("flip", "amp", "resume", "analysis", "figures", "progress")
@@ -153,7 +153,7 @@ def _is_num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) a
 # `lambda_*` weights are >= 0. A method may refine them with a `ranges` class attribute of the same form.
 HP_RANGES = {"tau": (0, None, False, False), "momentum": (0, 1, True, True), "threshold": (-1, 1, True, True),
              "cbst_p": (0, 1, False, True), "cbst_cap": (0, 1, False, True), "refresh_every": (0, None, True, False),
-             "max_pixels": (0, None, True, False)}
+             "max_pixels": (0, None, True, False), "distill_iters": (0, None, True, False), "alpha": (0, 1, True, True)}
 
 def _range_text(r):
     lo, hi, li, hi_in = r
@@ -195,7 +195,7 @@ def validate_config(c: TrainConfig) -> TrainConfig:
     if c.init_iters is not None and not (_is_int(c.init_iters) and c.init_iters > 0): bad("init_iters", "must be a positive integer or None")
     for k in _BOOLS:
         if not isinstance(getattr(c, k), bool): bad(k, "must be true or false")
-    for k in ("model_kwargs", "method_params"):
+    for k in ("model_kwargs", "method_params", "aug_params"):
         if not isinstance(getattr(c, k), dict): bad(k, "must be a mapping, e.g. {name: value}")
     if not (_is_num(c.lr) and c.lr > 0): bad("lr", "must be a number > 0")
     if not (_is_num(c.momentum) and 0 <= c.momentum < 1): bad("momentum", "must be a number in [0, 1)")
@@ -585,6 +585,7 @@ def check_run_inputs(cfg: TrainConfig) -> dict:
     if m.uses_source: out["source"] = check_files(source_dataset(cfg), "source", show)
     if m.uses_target: out["target"] = check_files(Cityscapes(tgt, split="train", labels=m.target_labels), "target train", show)
     out["val"] = check_files(Cityscapes(tgt, split="val"), "val", show)
+    if has_test_labels(tgt): out["test"] = check_files(Cityscapes(tgt, split="test"), "test", show)
     pre = (cfg.model_kwargs or {}).get("pretrained")
     if pre: load_torch_file(pre, fix="model_kwargs.pretrained must be a plain state dict (torchvision or DeepLab layout)")
     return out
@@ -939,14 +940,15 @@ def finish(self: Trainer) -> dict:
                "peak_rss_mb": round(peak_rss_mb(), 1), "peak_gpu_mb": peak_gpu_mb(), "device": str(self.device),
                "history": self.history, **self.method.metrics(), "data_warnings": data_warnings(self),
                "augmentation": {"policy": cfg.aug, "params": self.aug_params(), "method_adds": self.method.extra_augmentation}}
-    if "test" in self.data:                            # reported beside val; every choice is made on val
-        rt = self.evaluate(self.data["test"])
-        metrics.update(miou_test=rt["miou"], test={"miou": rt["miou"], "per_class_iou": rt["per_class_iou"],
-                                                    **{k: rt[k] for k in ("miou_16", "miou_13") if k in rt}})
     keep_peak_memory(self, metrics)
     if self.is_main:
         atomic_write_json(self.dir/"metrics.json", metrics)       # the run is safe from here on
         atomic_write_json(self.dir/"confusion.json", r["confusion"])
+    if "test" in self.data:                            # reported beside val (every choice is made on val)
+        rt = self.evaluate(self.data["test"])
+        metrics.update(miou_test=rt["miou"], test={"miou": rt["miou"], "per_class_iou": rt["per_class_iou"],
+                                                    **{k: rt[k] for k in ("miou_16", "miou_13") if k in rt}})
+        if self.is_main: atomic_write_json(self.dir/"metrics.json", metrics)
         extra = run_analysis(self)
         if extra: metrics.update(extra); atomic_write_json(self.dir/"metrics.json", metrics)
         if cfg.figures:

@@ -49,6 +49,7 @@ class DACS(Method):
     key, uses_target, default_init, lr_factor = "dacs", True, "source_only", 0.3
     extra_augmentation = "ClassMix (source classes pasted onto target), then the shared policy on the mix"
     defaults = dict(alpha=0.999, threshold=0.968, lambda_t=1.0, mix=True)
+    ranges = {"threshold": (0, 1, True, False)}      # a softmax confidence
 
     def setup(self, trainer):
         super().setup(trainer)
