@@ -949,6 +949,7 @@ def finish(self: Trainer) -> dict:
         metrics.update(miou_test=rt["miou"], test={"miou": rt["miou"], "per_class_iou": rt["per_class_iou"],
                                                     **{k: rt[k] for k in ("miou_16", "miou_13") if k in rt}})
         if self.is_main: atomic_write_json(self.dir/"metrics.json", metrics)
+    if self.is_main:
         extra = run_analysis(self)
         if extra: metrics.update(extra); atomic_write_json(self.dir/"metrics.json", metrics)
         if cfg.figures:
