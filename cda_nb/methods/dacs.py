@@ -47,7 +47,10 @@ def ema_update(teacher, student, step: int, alpha: float = 0.999):
 class DACS(Method):
     "Mean teacher + ClassMix + confidence-weighted pseudo labels (DACS, as in DAFormer)."
     key, uses_target, default_init, lr_factor = "dacs", True, "source_only", 0.3
-    extra_augmentation = "ClassMix (source classes pasted onto target), then the shared policy on the mix"
+    @property
+    def extra_augmentation(self):
+        "What dacs adds to the shared policy (nothing in the `mix=False` ablation)."
+        return "ClassMix (source classes pasted onto target), then the shared policy on the mix" if self.hp["mix"] else ""
     defaults = dict(alpha=0.999, threshold=0.968, lambda_t=1.0, mix=True)
     ranges = {"threshold": (0, 1, True, False)}      # a softmax confidence
 
