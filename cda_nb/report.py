@@ -130,8 +130,7 @@ def feature_figures(runs_dir, dataset, methods=("source_only", "bcl"), seed=0, o
     "t-SNE / UMAP of source and target pixel features and prototype-distance heatmaps for `methods`; returns paths and numbers."
     import torch, matplotlib.pyplot as plt
     from cda_nb import viz
-    from cda_nb.trainers import make_config, data_roots
-    from cda_nb.models import build_model
+    from cda_nb.trainers import data_roots
     from cda_nb.data import GTA5, Cityscapes, JointTransform
     from cda_nb.prototypes import masked_mean
     from cda_nb.metrics import prototype_distances, diagonal_ratio
@@ -140,10 +139,8 @@ def feature_figures(runs_dir, dataset, methods=("source_only", "bcl"), seed=0, o
     for m in methods:
         d = Path(runs_dir)/dataset/m/f"seed{seed}"
         if not (d/"checkpoint.pt").exists(): continue
-        cfg = json.loads((d/"config.json").read_text())
-        c = make_config(**{k: cfg[k] for k in ("dataset", "data_root", "source_root", "target_root", "benchmark_seed", "model", "src_resize", "tgt_resize", "eval_size")})
+        model, c = _load_run_model(d)                      # defined with the diagnosis below
         src_root, tgt_root = data_roots(c)
-        model = build_model(c.model, n_classes=len(CLASSES19)); model.load_state_dict(load_torch_file(d/"checkpoint.pt")["model"])
         fs, ys = viz.sample_pixel_features(model, GTA5(src_root, transform=JointTransform(resize=c.src_resize)), n_images, per_class)
         ft, yt = viz.sample_pixel_features(model, Cityscapes(tgt_root, "val", transform=JointTransform(resize=c.eval_size)), n_images, per_class)
         feats[m] = (fs, ys, ft, yt)

@@ -28,12 +28,12 @@ from .metrics import label_density_accuracy
 
 # %% auto #0
 __all__ = ['DATASET_DEFAULTS', 'SOURCE_FOLDER', 'HP_RANGES', 'METHODS', 'TrainConfig', 'make_config', 'check_method_params',
-           'validate_config', 'Method', 'register', 'SourceOnly', 'Oracle', 'SelfTraining', 'BCL', 'Stream',
-           'stream_loader', 'data_roots', 'source_dataset', 'build_data', 'has_test_labels', 'check_run_inputs',
-           'presence_cache_key', 'NonFiniteLoss', 'poly_lr', 'to_device', 'dist_setup', 'reduce_present_mean',
-           'resolve_init', 'Trainer', 'save_checkpoint', 'load_checkpoint', 'check_resume_iters', 'ckpt_status',
-           'NonFiniteState', 'check_state_finite', 'predict', 'evaluate', 'fit', 'finish', 'run_analysis',
-           'keep_peak_memory', 'data_warnings', 'write_figures', 'train', 'notebook_params']
+           'validate_config', 'Method', 'register', 'SourceOnly', 'Oracle', 'SelfTraining', 'frozen_copy', 'BCL',
+           'Stream', 'stream_loader', 'data_roots', 'source_dataset', 'build_data', 'has_test_labels',
+           'check_run_inputs', 'presence_cache_key', 'NonFiniteLoss', 'poly_lr', 'to_device', 'dist_setup',
+           'reduce_present_mean', 'resolve_init', 'Trainer', 'save_checkpoint', 'load_checkpoint', 'check_resume_iters',
+           'ckpt_status', 'NonFiniteState', 'check_state_finite', 'predict', 'evaluate', 'fit', 'finish',
+           'run_analysis', 'keep_peak_memory', 'data_warnings', 'write_figures', 'train', 'notebook_params']
 
 # %% ../nbs/09_trainers.ipynb #24fef222
 DATASET_DEFAULTS = {
@@ -291,6 +291,7 @@ class SelfTraining(Method):
     "L_base (bcl, eq. 11): source CE + target CE on static CBST labels + entropy of both domains."
     key, uses_target, default_init, lr_factor = "self_training", True, "source_only", 0.3
     source_sampling = "class_balanced"   # bcl's supplement (its eq. 1); L_base shares it so that L_base vs bcl changes one thing
+    labeller = None                      # what labels the target (None: the model); bcl's distillation stage sets a teacher
     defaults = dict(lambda_seg_s=1.0, lambda_seg_t=1.0, lambda_ent_s=0.4, lambda_ent_t=0.4,
                     cbst_p=0.2, cbst_cap=1.0, refresh_every=0)
 
@@ -309,7 +310,7 @@ class SelfTraining(Method):
     def refresh(self, step):
         "Relabel every target image (CBST) with the current labeller (`self.labeller`, default the model)."
         t = self.trainer
-        self.store.refresh(getattr(self, "labeller", None) or t.logits, self.images, step, batch_size=t.cfg.eval_batch_size,
+        self.store.refresh(self.labeller or t.logits, self.images, step, batch_size=t.cfg.eval_batch_size,
                            num_workers=t.cfg.num_workers)
         t.reload_data = True
 
@@ -335,6 +336,13 @@ class SelfTraining(Method):
             it = labelled[i]                                   # read each image and label once
             st.append(label_density_accuracy(self.store.get(it["index"], it["label"].shape), it["label"]))
         return {"pseudo_labels": {"static": _pool(st)}}
+
+def frozen_copy(model):
+    "A copy of `model` in eval mode with no trainable parameters (teachers: bcl's distillation, dacs's EMA teacher)."
+    import copy
+    m = copy.deepcopy(model).eval()
+    for p in m.parameters(): p.requires_grad_(False)
+    return m
 
 def _pool(pairs):
     "Pool per-image (density, accuracy) into one (pixel-weighted by equal-size images)."
@@ -385,11 +393,7 @@ class BCL(SelfTraining):
         t.opt.state.clear()
         self.refresh(step)
 
-    def _frozen_copy(self):
-        import copy
-        m = copy.deepcopy(self.trainer.model).eval()
-        for p in m.parameters(): p.requires_grad_(False)
-        return m
+    def _frozen_copy(self): return frozen_copy(self.trainer.model)
 
     @property
     def labeller(self):

@@ -4,13 +4,12 @@
 
 # %% ../../nbs/methods/dacs.ipynb #ed964860
 from __future__ import annotations
-import copy
 import torch
 import torch.nn.functional as F
 from ..core import mix_seed
 from ..data import IGNORE
 from ..losses import seg_ce
-from ..trainers import Method, register
+from ..trainers import Method, register, frozen_copy
 
 # %% auto #0
 __all__ = ['classmix_masks', 'mix', 'ema_update', 'DACS']
@@ -56,14 +55,12 @@ class DACS(Method):
 
     def setup(self, trainer):
         super().setup(trainer)
-        self.teacher = copy.deepcopy(trainer.model).eval()
-        for p in self.teacher.parameters(): p.requires_grad_(False)
+        self.teacher = frozen_copy(trainer.model)
         self._w = float("nan")
 
     @torch.no_grad()
     def pseudo_labels(self, image):
         "Teacher labels (B,H,W) and per-image weights (B,) for target images (B,3,H,W)."
-        self.teacher.eval()
         prob = self.teacher(image).upsampled_logits(image.shape[-2:]).float().softmax(1)
         conf, pl = prob.max(1)
         w = (conf > self.hp["threshold"]).float().mean((1, 2))
