@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_cli.ipynb #deaaca0a
 from __future__ import annotations
-import argparse, dataclasses, inspect, io, json, re, sys
+import argparse, dataclasses, inspect, json, re, sys
 from pathlib import Path
 import numpy as np
 import torch

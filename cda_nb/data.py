@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #d3023fa6
 from __future__ import annotations
-import os, re, math, struct, warnings, zlib
+import math, struct, warnings, zlib
 from collections import namedtuple
 from pathlib import Path
 import numpy as np

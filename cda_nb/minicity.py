@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 from .core import CDAError, cache_dir, atomic_write_json
-from .data import (CLASSES19, PALETTE19, THING19, ID2TRAIN, TRAIN2ID, IGNORE, CS_PALETTE_BY_ID,
+from .data import (CLASSES19, ID2TRAIN, TRAIN2ID,
                          write_gta5_label, write_cityscapes_label, read_gta5_label, read_cityscapes_label, colorize)
 
 # %% auto #0
