@@ -323,13 +323,13 @@ class Trainer:
 
 # %% ../nbs/09_trainers.ipynb #6307da44
 def _loaders(self: Trainer, start, stop):
-    "Iterators over the source and target streams for steps `start`..`stop`-1."
+    "Iterators over the source and target streams (the method's `target_stream`) for steps `start`..`stop`-1."
     cfg, m, out = self.cfg, self.method, {}
-    for key, name, salt, use in (("src", "source", 1, m.uses_source), ("tgt", "target", 2, m.uses_target)):
-        chooser = self.source_chooser if key == "src" else None
-        ds = m.target_stream(self) if key == "tgt" else self.data[name]
-        if use: out[key] = iter(stream_loader(Stream(ds, cfg.seed, salt, chooser), cfg.batch_size, start, stop,
-                                              cfg.num_workers, self.rank, self.world))
+    for key, salt, use in (("src", 1, m.uses_source), ("tgt", 2, m.uses_target)):
+        if not use: continue
+        ds, chooser = (self.data["source"], self.source_chooser) if key == "src" else (m.target_stream(self), None)
+        out[key] = iter(stream_loader(Stream(ds, cfg.seed, salt, chooser), cfg.batch_size, start, stop,
+                                      cfg.num_workers, self.rank, self.world))
     return out
 
 def fit(self: Trainer, stop_at: int = None) -> dict:
@@ -339,7 +339,7 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
     loaders = self._loaders(self.step, stop)
     bar = progress(total=cfg.iters, initial=self.step, desc=f"{cfg.method} seed{cfg.seed}",
                    disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
-    t_start, steps_done = time.perf_counter(), 0
+    steps_done = 0
     while self.step < stop:
         t0 = time.perf_counter()
         lr = poly_lr(cfg.lr, *m.schedule(self.step, cfg.iters), cfg.poly_power)
@@ -378,7 +378,6 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
     self.steps_here = getattr(self, "steps_here", 0) + steps_done
     if self.step < cfg.iters: return None
     return self.finish()
-
 
 Trainer._loaders, Trainer.fit = _loaders, fit
 

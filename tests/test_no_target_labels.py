@@ -50,9 +50,11 @@ def test_only_oracle_builds_labelled_target(tiny_root, tmp_path):
         if key.startswith("_"): continue
         tr = Trainer(method=key, data_root=str(tiny_root), out_dir=str(tmp_path/key), **SMALL)
         if "target" in tr.data:
-            base = getattr(tr.data["target"], "ds", tr.data["target"])     # PseudoLabeled wraps the unlabelled set
+            assert tr.data["target"].labels == (key == "oracle"), key
+            stream = tr.method.target_stream(tr)                         # what the target batches come from
+            base = getattr(stream, "ds", stream)                         # PseudoLabeled wraps the unlabelled set
             assert base.labels == (key == "oracle"), key
-            assert ("label" in tr.data["target"][0]) == (key == "oracle"), key
+            assert ("label" in stream[0]) == (key == "oracle"), key
         assert cls.target_labels == (key == "oracle"), key
 
 def test_corruption_is_visible_to_oracle(tiny_root, tmp_path):
