@@ -17,8 +17,8 @@ from .metrics import ConfusionMeter
 from .streams import data_roots, source_dataset
 
 # %% auto #0
-__all__ = ['predict', 'evaluate', 'finish', 'run_analysis', 'keep_peak_memory', 'data_warnings', 'AnalysisInputs',
-           'analysis_inputs', 'write_figures']
+__all__ = ['predict', 'evaluate', 'run_analysis', 'keep_peak_memory', 'data_warnings', 'AnalysisInputs', 'analysis_inputs',
+           'finish', 'write_figures']
 
 # %% ../nbs/09e_evaluation.ipynb #d6985874
 @torch.no_grad()
@@ -46,36 +46,6 @@ def evaluate(self: Trainer, ds=None) -> dict:
     if self.cfg.dataset.startswith("synthia"):      # the SYNTHIA protocol: mIoU over 16 and 13 classes
         r.update(miou_16=float(meter.miou(SYNTHIA16)), miou_13=float(meter.miou(SYNTHIA13)))
     return r
-
-# %% ../nbs/09e_evaluation.ipynb #053bf5b7
-def finish(self: Trainer) -> dict:
-    "Final evaluation; write metrics.json first, then the optional analysis and figures (which never cost the metrics)."
-    cfg = self.cfg
-    r = self.evaluate()
-    self.history = [h for h in self.history if h["step"] < self.step] + [{"step": self.step, "miou": r["miou"]}]
-    metrics = {"method": cfg.method, "dataset": cfg.dataset, "seed": cfg.seed, "iters": cfg.iters,
-               "miou": r["miou"], "per_class_iou": r["per_class_iou"], **{k: r[k] for k in ("miou_16", "miou_13") if k in r},
-               "train_seconds": round(self.train_seconds, 3), "sec_per_iter": round(self.train_seconds / max(self.step, 1), 4),
-               "peak_rss_mb": round(peak_rss_mb(), 1), "peak_gpu_mb": peak_gpu_mb(), "device": str(self.device),
-               "history": self.history, **self.method.metrics(), "data_warnings": data_warnings(self),
-               "augmentation": {"policy": cfg.aug, "params": self.aug_params(), "method_adds": self.method.extra_augmentation}}
-    keep_peak_memory(self, metrics)
-    if self.is_main:
-        atomic_write_json(self.dir/"metrics.json", metrics)       # the run is safe from here on
-        atomic_write_json(self.dir/"confusion.json", r["confusion"])
-    if "test" in self.data:                            # reported beside val (every choice is made on val)
-        rt = self.evaluate(self.data["test"])
-        metrics.update(miou_test=rt["miou"], test={"miou": rt["miou"], "per_class_iou": rt["per_class_iou"],
-                                                    **{k: rt[k] for k in ("miou_16", "miou_13") if k in rt}})
-        if self.is_main: atomic_write_json(self.dir/"metrics.json", metrics)
-    if self.is_main:
-        extra = run_analysis(self)
-        if extra: metrics.update(extra); atomic_write_json(self.dir/"metrics.json", metrics)
-        if cfg.figures:
-            try: self.write_figures(metrics)
-            except Exception as e: warnings.warn(f"figures of {self.dir} were not written ({type(e).__name__}: {e}); metrics.json is complete")
-    self.barrier()
-    return metrics
 
 # %% ../nbs/09e_evaluation.ipynb #28013c76
 def run_analysis(self: Trainer) -> dict:
@@ -132,6 +102,36 @@ def analysis_inputs(self: Trainer, labelled_target) -> AnalysisInputs:
     cfg = self.cfg
     return AnalysisInputs(labelled_target, lambda: source_dataset(cfg, transform=JointTransform(resize=cfg.src_resize)),
                           cfg.seed, cfg.eval_batch_size)
+
+# %% ../nbs/09e_evaluation.ipynb #053bf5b7
+def finish(self: Trainer) -> dict:
+    "Final evaluation; write metrics.json first, then the optional analysis and figures (which never cost the metrics)."
+    cfg = self.cfg
+    r = self.evaluate()
+    self.history = [h for h in self.history if h["step"] < self.step] + [{"step": self.step, "miou": r["miou"]}]
+    metrics = {"method": cfg.method, "dataset": cfg.dataset, "seed": cfg.seed, "iters": cfg.iters,
+               "miou": r["miou"], "per_class_iou": r["per_class_iou"], **{k: r[k] for k in ("miou_16", "miou_13") if k in r},
+               "train_seconds": round(self.train_seconds, 3), "sec_per_iter": round(self.train_seconds / max(self.step, 1), 4),
+               "peak_rss_mb": round(peak_rss_mb(), 1), "peak_gpu_mb": peak_gpu_mb(), "device": str(self.device),
+               "history": self.history, **self.method.metrics(), "data_warnings": data_warnings(self),
+               "augmentation": {"policy": cfg.aug, "params": self.aug_params(), "method_adds": self.method.extra_augmentation}}
+    keep_peak_memory(self, metrics)
+    if self.is_main:
+        atomic_write_json(self.dir/"metrics.json", metrics)       # the run is safe from here on
+        atomic_write_json(self.dir/"confusion.json", r["confusion"])
+    if "test" in self.data:                            # reported beside val (every choice is made on val)
+        rt = self.evaluate(self.data["test"])
+        metrics.update(miou_test=rt["miou"], test={"miou": rt["miou"], "per_class_iou": rt["per_class_iou"],
+                                                    **{k: rt[k] for k in ("miou_16", "miou_13") if k in rt}})
+        if self.is_main: atomic_write_json(self.dir/"metrics.json", metrics)
+    if self.is_main:
+        extra = run_analysis(self)
+        if extra: metrics.update(extra); atomic_write_json(self.dir/"metrics.json", metrics)
+        if cfg.figures:
+            try: self.write_figures(metrics)
+            except Exception as e: warnings.warn(f"figures of {self.dir} were not written ({type(e).__name__}: {e}); metrics.json is complete")
+    self.barrier()
+    return metrics
 
 # %% ../nbs/09e_evaluation.ipynb #f8967a18
 def write_figures(self: Trainer, metrics):

@@ -23,8 +23,8 @@ from .checkpoints import _save_checkpoint_all, _check_finite
 from .evaluation import *
 
 # %% auto #0
-__all__ = ['DATASET_DEFAULTS', 'METHODS', 'TrainConfig', 'make_config', 'Method', 'register', 'SourceOnly', 'Oracle',
-           'frozen_copy', 'poly_lr', 'resolve_init', 'Trainer', 'fit', 'train', 'notebook_params']
+__all__ = ['DATASET_DEFAULTS', 'METHODS', 'TrainConfig', 'Method', 'register', 'SourceOnly', 'Oracle', 'make_config',
+           'frozen_copy', 'poly_lr', 'resolve_init', 'Trainer', 'train', 'fit', 'notebook_params']
 
 # %% ../nbs/09_trainers.ipynb #24fef222
 DATASET_DEFAULTS = {
@@ -83,34 +83,6 @@ class TrainConfig:
     figures: bool = True
     progress: bool = True
     method_params: dict = field(default_factory=dict)
-
-# %% ../nbs/09_trainers.ipynb #2481f8e7
-def make_config(cfg=None, **params) -> TrainConfig:
-    "A checked `TrainConfig` from a config (or dict) plus keyword overrides."
-    d = asdict(cfg) if isinstance(cfg, TrainConfig) else dict(cfg or {})
-    d.update(params)
-    valid = [f.name for f in dataclasses.fields(TrainConfig)]
-    bad = [k for k in d if k not in valid]
-    if bad: raise CDAError(f"unknown parameter(s) {bad}; valid parameters: {', '.join(valid)}")
-    check_choice("method", d.get("method", "source_only"), METHODS)
-    check_choice("dataset", d.get("dataset", "minicity"), DATASET_DEFAULTS)
-    mcls, dd = METHODS[d.get("method", "source_only")], DATASET_DEFAULTS[d.get("dataset", "minicity")]
-    adapts = mcls.default_init == "source_only"
-    for k, v in dd.items():
-        if k == "adapt_iters": continue
-        if d.get(k) is None: d[k] = v * mcls.lr_factor if k == "lr" else dd["adapt_iters"] if (k == "iters" and adapts) else v
-    c = validate_config(TrainConfig(**d))
-    check_method_params(METHODS[c.method], c.method_params)
-    check_choice("optimizer", c.optimizer, ["sgd", "adamw"])
-    check_choice("model", c.model, MODELS)
-    check_choice("source_sampling", c.source_sampling, ["", *SOURCE_SAMPLING])
-    check_choice("aug", c.aug, AUG_POLICIES)
-    bad = [k for k in c.aug_params if k not in AUG_DEFAULTS]
-    if bad: raise CDAError(f"aug_params has unknown key(s) {bad}; valid: {', '.join(AUG_DEFAULTS)}")
-    for k, v in c.aug_params.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0: raise CDAError(f"aug_params.{k}={v!r} must be a number >= 0")
-    get_device(c.device)
-    return c
 
 # %% ../nbs/09_trainers.ipynb #ee8baf45
 class Method:
@@ -206,6 +178,34 @@ class Oracle(Method):
     def losses(self, src, tgt, step):
         out = self.trainer.model(tgt["image"])
         return {"ce_tgt": seg_ce(out.logits, tgt["label"])}
+
+# %% ../nbs/09_trainers.ipynb #2481f8e7
+def make_config(cfg=None, **params) -> TrainConfig:
+    "A checked `TrainConfig` from a config (or dict) plus keyword overrides."
+    d = asdict(cfg) if isinstance(cfg, TrainConfig) else dict(cfg or {})
+    d.update(params)
+    valid = [f.name for f in dataclasses.fields(TrainConfig)]
+    bad = [k for k in d if k not in valid]
+    if bad: raise CDAError(f"unknown parameter(s) {bad}; valid parameters: {', '.join(valid)}")
+    check_choice("method", d.get("method", "source_only"), METHODS)
+    check_choice("dataset", d.get("dataset", "minicity"), DATASET_DEFAULTS)
+    mcls, dd = METHODS[d.get("method", "source_only")], DATASET_DEFAULTS[d.get("dataset", "minicity")]
+    adapts = mcls.default_init == "source_only"
+    for k, v in dd.items():
+        if k == "adapt_iters": continue
+        if d.get(k) is None: d[k] = v * mcls.lr_factor if k == "lr" else dd["adapt_iters"] if (k == "iters" and adapts) else v
+    c = validate_config(TrainConfig(**d))
+    check_method_params(METHODS[c.method], c.method_params)
+    check_choice("optimizer", c.optimizer, ["sgd", "adamw"])
+    check_choice("model", c.model, MODELS)
+    check_choice("source_sampling", c.source_sampling, ["", *SOURCE_SAMPLING])
+    check_choice("aug", c.aug, AUG_POLICIES)
+    bad = [k for k in c.aug_params if k not in AUG_DEFAULTS]
+    if bad: raise CDAError(f"aug_params has unknown key(s) {bad}; valid: {', '.join(AUG_DEFAULTS)}")
+    for k, v in c.aug_params.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0: raise CDAError(f"aug_params.{k}={v!r} must be a number >= 0")
+    get_device(c.device)
+    return c
 
 # %% ../nbs/09_trainers.ipynb #98d42615
 def frozen_copy(model):
@@ -321,6 +321,11 @@ class Trainer:
     save_checkpoint, load_checkpoint = save_checkpoint, load_checkpoint
     predict, evaluate, finish, write_figures = predict, evaluate, finish, write_figures
 
+# %% ../nbs/09_trainers.ipynb #034ff1b4
+def train(cfg=None, **params) -> dict:
+    "Build a `Trainer` from parameters, fit it and return the metrics."
+    return Trainer(cfg, **params).fit()
+
 # %% ../nbs/09_trainers.ipynb #6307da44
 def _loaders(self: Trainer, start, stop):
     "Iterators over the source and target streams (the method's `target_stream`) for steps `start`..`stop`-1."
@@ -380,11 +385,6 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
     return self.finish()
 
 Trainer._loaders, Trainer.fit = _loaders, fit
-
-# %% ../nbs/09_trainers.ipynb #034ff1b4
-def train(cfg=None, **params) -> dict:
-    "Build a `Trainer` from parameters, fit it and return the metrics."
-    return Trainer(cfg, **params).fit()
 
 # %% ../nbs/09_trainers.ipynb #c9a0e012
 import types, difflib
