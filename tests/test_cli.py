@@ -42,6 +42,19 @@ def test_shipped_configs_are_valid(path):
     cfg = load_run_config(path)
     assert cfg.method == path.stem and cfg.dataset == path.parent.name
 
+@pytest.mark.parametrize("path", sorted((ROOT/"configs").rglob("*.yaml")), ids=lambda p: str(p.relative_to(ROOT/"configs")))
+def test_shipped_configs_say_only_what_differs(path):
+    "A config sets only what differs from the dataset's and the method's defaults (`TrainConfig`, `DATASET_DEFAULTS`, `Method`)."
+    import dataclasses, math
+    from cda_nb.trainers import make_config, METHODS
+    d = yaml.safe_load(path.read_text()); m = METHODS[d["method"]]
+    dft = dataclasses.asdict(make_config(method=d["method"], dataset=d["dataset"]))
+    dft.update(init=m.default_init, source_sampling=m.source_sampling)
+    norm = lambda v: [float(x) for x in v] if isinstance(v, (list, tuple)) else float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+    same = [k for k, v in d.items() if k not in ("method", "dataset", "method_params") and norm(v) == norm(dft[k])]
+    same += [f"method_params.{k}" for k, v in d.get("method_params", {}).items() if norm(v) == norm(m.defaults[k])]
+    assert not same, f"{path.name} repeats defaults: {same}"
+
 VOLATILE = {"train_seconds", "sec_per_iter", "peak_rss_mb", "peak_gpu_mb"}
 
 @pytest.fixture(scope="module")
