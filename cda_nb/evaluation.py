@@ -79,7 +79,8 @@ def keep_peak_memory(self: Trainer, metrics: dict):
 
 def data_warnings(self: Trainer) -> dict:
     "Per split: label files resized to their image (header check) and out-of-table label pixels read (ignored)."
-    dsets = {"source": self.data.get("source"), "target": getattr(self.method, "images", None) or self.data.get("target"),
+    ts = self.method.target_stream(self) if self.method.uses_target else None
+    dsets = {"source": self.data.get("source"), "target": getattr(ts, "ds", ts),             # (PseudoLabeled wraps the images)
              "val": self.data.get("val")}
     out = {}
     for k, ds in dsets.items():

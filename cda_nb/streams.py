@@ -80,7 +80,7 @@ def source_dataset(cfg: TrainConfig, transform=None):
 
 def build_data(cfg: TrainConfig, method) -> dict:
     "Datasets of a run: `source`, `target` (unlabelled unless `method.target_labels`), `val`, `test` (when labelled)."
-    src_root, tgt_root = data_roots(cfg)
+    tgt_root = data_roots(cfg)[1]
     tf = lambda resize: JointTransform(resize=resize, scale=cfg.scale, crop=cfg.crop, flip=cfg.flip)
     d = {}
     if method.uses_source: d["source"] = source_dataset(cfg, transform=tf(cfg.src_resize))

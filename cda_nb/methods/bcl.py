@@ -75,7 +75,7 @@ class BCL(SelfTraining):
 
     def distill_losses(self, src, tgt):
         "Supplement eq. 2: L_KD = L_base + KL(q_t || q_s) on the target batch."
-        terms, out_s, out_t = self.base_losses(src, tgt)
+        terms, _, out_t = self.base_losses(src, tgt)
         with torch.no_grad(): q_t = self.teacher(tgt["image"]).logits.float().softmax(1)
         terms["kd"] = self.hp["lambda_kd"] * F.kl_div(out_t.logits.float().log_softmax(1), q_t, reduction="none").sum(1).mean()
         return terms
