@@ -127,51 +127,54 @@ class BCL(SelfTraining):
         n = bias_norm(xi, valid)
         return {f"xi_norm/{CLASSES19[c]}": round(float(n[c]), 5) for c in range(len(CLASSES19)) if valid[c]}
 
-    @torch.no_grad()
-    def analyze(self, inputs, n_images=100, Ts=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), ps=(0.02, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)):
-        "Table 4 / supplement Fig. 2 analogue: density and accuracy of static, dynamic (without / with calibration) and hybrid labels."
-        t, C, labelled, bs = self.trainer, len(CLASSES19), inputs.labelled_target, inputs.batch_size
-        src = inputs.source()
-        n = min(len(labelled), n_images)
-        g = torch.Generator().manual_seed(inputs.seed)
-        src_idx = torch.randint(len(src), (n,), generator=g).tolist()
-        res, lg_all, gt_all = {}, [], []
-        add = lambda k, v: res.setdefault(k, []).append(v)
-        t.model.eval()
-        for b0 in range(0, n, bs):
-            ids = list(range(b0, min(n, b0 + bs)))
-            ti, si = [labelled[i] for i in ids], [src[src_idx[i]] for i in ids]
-            y_t = torch.stack([it["label"] for it in ti]).to(t.device)
-            with t.autocast():
-                o_t = t.model(torch.stack([it["image"] for it in ti]).to(t.device))
-                o_s = t.model(torch.stack([it["image"] for it in si]).to(t.device))
-            rho_s, present_s = masked_mean(self.rep(o_s), torch.stack([it["label"] for it in si]).to(t.device), C)
-            static = torch.stack([self.store.get(it["index"], it["label"].shape) for it in ti]).to(t.device)
-            f_t = self.rep(o_t)
-            for cal in (False, True):
-                for T in Ts:
-                    _, y_d = self.pseudo_labels(f_t, rho_s, present_s, static, calibrated=cal, threshold=T, dynamic=True)
-                    add(("dynamic_calibrated" if cal else "dynamic_uncalibrated", T), label_density_accuracy(y_d, y_t))
-            y_h, _ = self.pseudo_labels(f_t, rho_s, present_s, static, calibrated=True, dynamic=True)
-            add("hybrid", label_density_accuracy(y_h, y_t)); add("static", label_density_accuracy(static, y_t))
-            lg_all.append(o_t.logits.float().cpu()); gt_all.append(y_t.cpu())
-        lg, gt = torch.cat(lg_all), torch.cat(gt_all)
-        conf, pred = lg.softmax(1).max(1)
-        curve = {"static": [], "dynamic_uncalibrated": [], "dynamic_calibrated": []}
-        for p_ in ps:
-            thr = class_thresholds(conf.reshape(-1), pred.reshape(-1), C, p_, self.hp["cbst_cap"])
-            d, a = label_density_accuracy(static_labels(lg, thr, size=gt.shape[-2:]), gt)
-            curve["static"].append({"p": p_, "density": float(d), "accuracy": float(a)})
-        for k in ("dynamic_uncalibrated", "dynamic_calibrated"):
-            curve[k] = [{"threshold": T, **_pool(res[(k, T)])} for T in Ts]
-        T0 = self.hp["threshold"]
-        table = {"static": _pool(res["static"]), "dynamic_uncalibrated": _pool(res[("dynamic_uncalibrated", T0)]) if T0 in Ts else None,
-                 "dynamic_calibrated": _pool(res[("dynamic_calibrated", T0)]) if T0 in Ts else None, "hybrid": _pool(res["hybrid"])}
-        return {"pseudo_labels": table, "pseudo_label_curve": curve}
-
     def state_dict(self):
         return {**super().state_dict(), "src_bank": self.src_bank.state_dict(), "tgt_bank": self.tgt_bank.state_dict(),
                 "teacher": None if self.teacher is None else self.teacher.state_dict()}
     def load_state_dict(self, d):
         super().load_state_dict(d); self.src_bank.load_state_dict(d["src_bank"]); self.tgt_bank.load_state_dict(d["tgt_bank"])
         if d.get("teacher") is not None: self.teacher = self._frozen_copy(); self.teacher.load_state_dict(d["teacher"])
+
+# %% ../../nbs/methods/bcl.ipynb #f4ef5fdd
+@torch.no_grad()
+def _analyze(self, inputs, n_images=100, Ts=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), ps=(0.02, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)):
+    "Table 4 / supplement Fig. 2 analogue: density and accuracy of static, dynamic (without / with calibration) and hybrid labels."
+    t, C, labelled, bs = self.trainer, len(CLASSES19), inputs.labelled_target, inputs.batch_size
+    src = inputs.source()
+    n = min(len(labelled), n_images)
+    g = torch.Generator().manual_seed(inputs.seed)
+    src_idx = torch.randint(len(src), (n,), generator=g).tolist()
+    res, lg_all, gt_all = {}, [], []
+    add = lambda k, v: res.setdefault(k, []).append(v)
+    t.model.eval()
+    for b0 in range(0, n, bs):
+        ids = list(range(b0, min(n, b0 + bs)))
+        ti, si = [labelled[i] for i in ids], [src[src_idx[i]] for i in ids]
+        y_t = torch.stack([it["label"] for it in ti]).to(t.device)
+        with t.autocast():
+            o_t = t.model(torch.stack([it["image"] for it in ti]).to(t.device))
+            o_s = t.model(torch.stack([it["image"] for it in si]).to(t.device))
+        rho_s, present_s = masked_mean(self.rep(o_s), torch.stack([it["label"] for it in si]).to(t.device), C)
+        static = torch.stack([self.store.get(it["index"], it["label"].shape) for it in ti]).to(t.device)
+        f_t = self.rep(o_t)
+        for cal in (False, True):
+            for T in Ts:
+                _, y_d = self.pseudo_labels(f_t, rho_s, present_s, static, calibrated=cal, threshold=T, dynamic=True)
+                add(("dynamic_calibrated" if cal else "dynamic_uncalibrated", T), label_density_accuracy(y_d, y_t))
+        y_h, _ = self.pseudo_labels(f_t, rho_s, present_s, static, calibrated=True, dynamic=True)
+        add("hybrid", label_density_accuracy(y_h, y_t)); add("static", label_density_accuracy(static, y_t))
+        lg_all.append(o_t.logits.float().cpu()); gt_all.append(y_t.cpu())
+    lg, gt = torch.cat(lg_all), torch.cat(gt_all)
+    conf, pred = lg.softmax(1).max(1)
+    curve = {"static": [], "dynamic_uncalibrated": [], "dynamic_calibrated": []}
+    for p_ in ps:
+        thr = class_thresholds(conf.reshape(-1), pred.reshape(-1), C, p_, self.hp["cbst_cap"])
+        d, a = label_density_accuracy(static_labels(lg, thr, size=gt.shape[-2:]), gt)
+        curve["static"].append({"p": p_, "density": float(d), "accuracy": float(a)})
+    for k in ("dynamic_uncalibrated", "dynamic_calibrated"):
+        curve[k] = [{"threshold": T, **_pool(res[(k, T)])} for T in Ts]
+    T0 = self.hp["threshold"]
+    table = {"static": _pool(res["static"]), "dynamic_uncalibrated": _pool(res[("dynamic_uncalibrated", T0)]) if T0 in Ts else None,
+             "dynamic_calibrated": _pool(res[("dynamic_calibrated", T0)]) if T0 in Ts else None, "hybrid": _pool(res["hybrid"])}
+    return {"pseudo_labels": table, "pseudo_label_curve": curve}
+
+BCL.analyze = _analyze
