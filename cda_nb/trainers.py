@@ -312,6 +312,10 @@ class Trainer:
         "A method's `target_stream` now carries something new (e.g. relabelled images): the loop rebuilds its loader."
         self._target_changed = True
 
+    def _no_reload_data(self, v=None):
+        raise AttributeError("Trainer.reload_data is gone: call trainer.reload_target() (see Method.target_stream)")
+    reload_data = property(_no_reload_data, _no_reload_data)     # the old convention fails loudly, never silently
+
     def autocast(self):
         "Mixed precision on CUDA when `amp`; a no-op context on CPU."
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
