@@ -49,7 +49,7 @@ def sdca_term(q, y, stats: GaussianStats, tau=1.0, form="paper"):
     means, covs, norm = bound_inputs(stats, form)
     return sdca_bound_loss(q, y, means, covs, stats.present, tau=tau, normalize=norm)
 
-# %% ../../nbs/methods/sdca.ipynb #10b069b1
+# %% ../../nbs/methods/sdca.ipynb #5642a585
 @torch.no_grad()
 def init_stats(model, ds, feat_stats, out_stats, n_images=0, batch_size=8, device="cpu", autocast=None):
     "Merge the pixels of (the first `n_images`, evenly spaced, of) the labelled dataset `ds` into both statistics; returns the count."
@@ -66,7 +66,7 @@ def init_stats(model, ds, feat_stats, out_stats, n_images=0, batch_size=8, devic
     model.train(was)
     return n
 
-# %% ../../nbs/methods/sdca.ipynb #3d33f6a1
+# %% ../../nbs/methods/sdca.ipynb #468a4e62
 def pdd(feats, labels, n_classes=19, means=None, ignore=IGNORE):
     "PDD(k) (sdca, eq. 25) of pixels `feats` (N,D) with labels (N,): (C,) numpy, NaN for absent classes."
     keep = labels != ignore; x, y = feats[keep].double(), labels[keep]
@@ -80,7 +80,7 @@ def pdd(feats, labels, n_classes=19, means=None, ignore=IGNORE):
     out = torch.zeros(n_classes, dtype=x.dtype).index_add_(0, y, ratio) / cnt.clamp_min(1)
     return torch.where(present, out, torch.full_like(out, float("nan"))).numpy()
 
-# %% ../../nbs/methods/sdca.ipynb #7bed57cd
+# %% ../../nbs/methods/sdca.ipynb #9707d963
 @torch.no_grad()
 def pdd_scores(model, ds, n_images=100, device="cpu", size=None, n_classes=19, names=CLASSES19) -> dict:
     "PDD per class name of `model`'s penultimate features over the first `n_images` of labelled `ds` (None: absent)."
@@ -117,12 +117,12 @@ def tsne_figure(model, ds, n_images=4, per_class=100, seed=0, device="cpu", titl
     viz.plot_embedding(emb, y.numpy(), np.ones(len(y), int), ax=ax, title=title)
     return fig
 
-# %% ../../nbs/methods/sdca.ipynb #53c80696
+# %% ../../nbs/methods/sdca.ipynb #c0366a3f
 @register
 class SDCA(Method):
     "SDCA: L_ce + λ_lov L_lov + λ_feat L_feat + λ_out L_out (eq. 18), then an optional SSL stage (eqs. 19-20)."
     key, uses_target, default_init, lr_factor = "sdca", True, "source_only", 0.3
-    defaults = dict(lambda_lovasz=0.75, lambda_feat=1.0, lambda_out=1.0, delta=0.9, delta_on="softmax", tau=1.0,
+    defaults = dict(lambda_lovasz=0.75, lambda_feat=1.0, lambda_out=1.0, delta=0.9, delta_on="softmax", tau=10.0,
                     form="paper", diagonal=False, max_pixels=4096, init_images=0, ssl_iters=0, ssl_median=0.5,
                     ssl_cap=0.9, ssl_from_init=False)
     ranges = {"delta": (0, 1, True, True), "ssl_median": (0, 1, False, True), "ssl_cap": (0, 1, False, True),
