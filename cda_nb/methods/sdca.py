@@ -15,8 +15,8 @@ from ..prototypes import GaussianStats, gather_pixels, resize_labels
 from ..trainers import Method, register, source_dataset
 
 # %% auto #0
-__all__ = ['FORMS', 'target_mask', 'gather_levels', 'bound_inputs', 'sdca_term', 'init_stats', 'pdd', 'pdd_scores', 'plot_pdd',
-           'tsne_figure', 'SDCA']
+__all__ = ['FORMS', 'target_mask', 'gather_levels', 'bound_inputs', 'sdca_term', 'init_stats', 'sampled_lovasz', 'pdd',
+           'pdd_scores', 'plot_pdd', 'tsne_figure', 'SDCA']
 
 # %% ../../nbs/methods/sdca.ipynb #323bc30a
 @torch.no_grad()
@@ -66,7 +66,19 @@ def init_stats(model, ds, feat_stats, out_stats, n_images=0, batch_size=8, devic
     model.train(was)
     return n
 
-# %% ../../nbs/methods/sdca.ipynb #468a4e62
+# %% ../../nbs/methods/sdca.ipynb #739d9c80
+def sampled_lovasz(logits, label, max_pixels=0, generator=None, ignore=IGNORE):
+    "Lovász-softmax of `logits` (B,C,h,w) upsampled to `label` (B,H,W) over a uniform sample of `max_pixels` labelled pixels (0: all)."
+    if not max_pixels: return lovasz_softmax(logits, label, ignore)
+    keep = (label.reshape(-1) != ignore).nonzero()[:, 0]
+    if keep.numel() <= max_pixels: return lovasz_softmax(logits, label, ignore)
+    keep = keep[torch.randperm(keep.numel(), generator=generator)[:max_pixels].to(keep.device)]
+    if logits.shape[-2:] != label.shape[-2:]:
+        logits = F.interpolate(logits, size=label.shape[-2:], mode="bilinear", align_corners=False)
+    z = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])[keep]                   # (n, C)
+    return lovasz_softmax(z.T[None, :, None, :], label.reshape(-1)[keep][None, None], ignore)
+
+# %% ../../nbs/methods/sdca.ipynb #4572f1e2
 def pdd(feats, labels, n_classes=19, means=None, ignore=IGNORE):
     "PDD(k) (sdca, eq. 25) of pixels `feats` (N,D) with labels (N,): (C,) numpy, NaN for absent classes."
     keep = labels != ignore; x, y = feats[keep].double(), labels[keep]
@@ -80,7 +92,7 @@ def pdd(feats, labels, n_classes=19, means=None, ignore=IGNORE):
     out = torch.zeros(n_classes, dtype=x.dtype).index_add_(0, y, ratio) / cnt.clamp_min(1)
     return torch.where(present, out, torch.full_like(out, float("nan"))).numpy()
 
-# %% ../../nbs/methods/sdca.ipynb #9707d963
+# %% ../../nbs/methods/sdca.ipynb #b01afc52
 @torch.no_grad()
 def pdd_scores(model, ds, n_images=100, device="cpu", size=None, n_classes=19, names=CLASSES19) -> dict:
     "PDD per class name of `model`'s penultimate features over the first `n_images` of labelled `ds` (None: absent)."
@@ -117,16 +129,17 @@ def tsne_figure(model, ds, n_images=4, per_class=100, seed=0, device="cpu", titl
     viz.plot_embedding(emb, y.numpy(), np.ones(len(y), int), ax=ax, title=title)
     return fig
 
-# %% ../../nbs/methods/sdca.ipynb #c0366a3f
+# %% ../../nbs/methods/sdca.ipynb #042dd6de
 @register
 class SDCA(Method):
     "SDCA: L_ce + λ_lov L_lov + λ_feat L_feat + λ_out L_out (eq. 18), then an optional SSL stage (eqs. 19-20)."
     key, uses_target, default_init, lr_factor = "sdca", True, "source_only", 0.3
     defaults = dict(lambda_lovasz=0.75, lambda_feat=1.0, lambda_out=1.0, delta=0.9, delta_on="softmax", tau=10.0,
                     form="paper", diagonal=False, max_pixels=4096, init_images=0, ssl_iters=0, ssl_median=0.5,
-                    ssl_cap=0.9, ssl_from_init=False)
+                    ssl_cap=0.9, ssl_from_init=False, lovasz_pixels=16384)
     ranges = {"delta": (0, 1, True, True), "ssl_median": (0, 1, False, True), "ssl_cap": (0, 1, False, True),
-              "init_images": (0, None, True, False), "ssl_iters": (0, None, True, False)}
+              "init_images": (0, None, True, False), "ssl_iters": (0, None, True, False),
+              "lovasz_pixels": (0, None, True, False)}
 
     @classmethod
     def check_params(cls, params):
@@ -181,12 +194,13 @@ class SDCA(Method):
             return {"ce_ssl": seg_ce(t.model(tgt["image"]).logits, tgt["pseudo"])}
         out_s = t.model(src["image"])
         terms = {"ce_src": seg_ce(out_s.logits, src["label"])}                       # eq. 17
-        if h["lambda_lovasz"]: terms["lovasz"] = h["lambda_lovasz"] * lovasz_softmax(out_s.logits.float(), src["label"])  # eq. 18
+        g = torch.Generator().manual_seed(mix_seed(t.cfg.seed, 21, step, t.rank))
+        if h["lambda_lovasz"]:                                                         # eq. 18
+            terms["lovasz"] = h["lambda_lovasz"] * sampled_lovasz(out_s.logits.float(), src["label"], h["lovasz_pixels"], g)
         if not (h["lambda_feat"] or h["lambda_out"]): return terms
         out_t = t.model(tgt["image"])
         (fs, os_), ys = gather_levels([out_s.feats, out_s.logits], src["label"])     # source mask M_s (all pixels)
         self.feat_stats.update(fs, ys); self.out_stats.update(os_, ys)               # eqs. 3-4 (Alg. 1, line 6)
-        g = torch.Generator().manual_seed(mix_seed(t.cfg.seed, 21, step, t.rank))
         mt = target_mask(out_t.logits, h["delta"], h["delta_on"])                    # eq. 5
         self._mask_share = float((mt != IGNORE).float().mean())
         mp = h["max_pixels"]
