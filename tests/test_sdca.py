@@ -57,3 +57,13 @@ def test_ssl_labels_never_from_target_ground_truth(tiny_root, tmp_path):
     wa = torch.load(tmp_path/"a/minicity/sdca/seed0/checkpoint.pt", weights_only=False)["model"]
     wb = torch.load(tmp_path/"b/minicity/sdca/seed0/checkpoint.pt", weights_only=False)["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+def test_analysis_writes_pdd_and_tsne(tiny_root, tmp_path):
+    "The post-training analysis: PDD per class on target val (eq. 25) with its bar figure (Fig. 6) and a t-SNE (Fig. 5)."
+    m = train(method="sdca", data_root=str(tiny_root), out_dir=str(tmp_path), **dict(KW, iters=2, figures=True,
+              method_params={"delta": 0.5}))
+    assert "analysis_error" not in m, m.get("analysis_error")
+    present = {k: v for k, v in m["pdd"].items() if v is not None}
+    assert present and all(v > 0 for v in present.values()) and m["pdd_mean"] > 0
+    fig = tmp_path/"minicity/sdca/seed0/figures"
+    assert (fig/"pdd.png").stat().st_size > 0 and (fig/"tsne.png").stat().st_size > 0
