@@ -103,7 +103,8 @@ def sdca_bound_loss(feats, labels, means, covs, present=None, tau=1.0, ignore=25
     _check_labels(labels, C, ignore)
     valid = (labels != ignore) & present[labels.clamp(0, C - 1)]
     if valid.sum() == 0: return _zero(feats)
-    q, y = feats[valid], labels[valid]
+    dt = torch.promote_types(feats.dtype, torch.float32)                         # float64 statistics meet float32 features
+    q, y, means, covs = feats[valid].to(dt), labels[valid], means.to(dt), covs.to(dt)
     if normalize: q, means = F.normalize(q, dim=1), F.normalize(means, dim=1)
     if covs.dim() == 2: quad = (q[:, None, :] ** 2 * covs[None]).sum(-1)           # diagonal: (n, C)
     else: quad = torch.einsum('nd,cde,ne->nc', q, covs, q)                        # full: (n, C)
@@ -133,7 +134,7 @@ def lovasz_softmax(logits, label, ignore=255, classes='present'):
     if y.numel() == 0: return _zero(logits)
     losses = []
     for c in range(C):
-        fg = (y == c).float()
+        fg = (y == c).to(probs.dtype)
         if classes == 'present' and fg.sum() == 0: continue
         err = (fg - probs[:, c]).abs()
         err_sorted, perm = torch.sort(err, descending=True)
