@@ -118,3 +118,11 @@ def test_clst_resume_is_bit_identical(tiny_root, tmp_path, params):
     assert [r["step"] for r in log] == [1, 2, 3, 4, 5]
     assert (a[1]["head"] is not None) == params.get("contrast", True)
     assert (len(a[1]["store"]["maps"]) > 0) == params.get("ensemble", True)
+
+@pytest.mark.parametrize("dataset", ["minicity", "gta5_cityscapes", "synthia_cityscapes"])
+def test_shipped_configs(dataset):
+    from conftest import ROOT
+    from cda_nb.cli import load_run_config
+    cfg = load_run_config(ROOT/"configs"/dataset/"clst.yaml")
+    assert (cfg.method, cfg.dataset, cfg.init) == ("clst", dataset, "source_only")
+    if dataset != "minicity": assert cfg.model == "deeplabv2" and cfg.batch_size == 2 and cfg.tgt_resize == (512, 1024)
