@@ -254,6 +254,7 @@ def plot_centroids(panels: dict, classes=CLASSES19):
             ax.annotate(classes[c], xy[j], fontsize=6)
         d = prototype_distances(s, t, pres, pres)
         ax.set_title(f"{title}\nsame/other-class distance {diagonal_ratio(d):.2f}", fontsize=9); ax.set_xticks([]); ax.set_yticks([])
+    fig.suptitle("class centroids: o source, x target, a line joins a class's two", fontsize=8, y=0.02)
     return fig
 
 # %% ../../nbs/methods/clst.ipynb #48971afc
