@@ -14,7 +14,7 @@ from ..data import IGNORE, CLASSES19, PALETTE19, JointTransform
 from ..losses import seg_ce, proto_contrast
 from ..prototypes import masked_mean, resize_labels, ProtoBank
 from ..metrics import prototype_distances, diagonal_ratio
-from ..trainers import Method, register, source_dataset, reduce_present_mean
+from ..trainers import Method, register, reduce_present_mean
 
 # %% auto #0
 __all__ = ['COORD_BASE', 'STORE_DTYPES', 'coord_map', 'Located', 'grid_shape', 'crop_cells', 'EnsembleStore', 'projection_head',
@@ -168,7 +168,7 @@ class CLST(Method):
         super().setup(trainer)
         h, C = self.hp, len(CLASSES19)
         self.images = trainer.target_images()                        # unlabelled, resized, not augmented
-        trainer.data["target"] = Located(self.images, trainer.augment())
+        self.stream = Located(self.images, trainer.augment())           # what `target_stream` gives the trainer
         self.store = EnsembleStore(C, h["momentum_ens"], h["store_stride"], h["store_dtype"])
         self.head, self.bank = None, None
         if h["contrast"]:
@@ -177,6 +177,10 @@ class CLST(Method):
         self._src, self._conf = None, float("nan")
 
     def parameters(self): return [] if self.head is None else list(self.head.parameters())
+
+    def target_stream(self, trainer):
+        "Target crops that know which pixels of their full image they show (`coords`), never a target label."
+        return self.stream
 
     @torch.no_grad()
     def pseudo_labels(self, logits, tgt):
@@ -259,9 +263,10 @@ def plot_centroids(panels: dict, classes=CLASSES19):
 
 # %% ../../nbs/methods/clst.ipynb #48971afc
 @torch.no_grad()
-def _analyze(self: CLST, labelled, n_images: int = 100):
+def _analyze(self: CLST, inputs, n_images: int = 100):
     "Ensemble-label density/accuracy on target train and the Figure 1 analogue (class centroids before/after)."
     t, C, bs = self.trainer, len(CLASSES19), self.trainer.cfg.eval_batch_size
+    labelled = inputs.labelled_target
     n = min(len(labelled), n_images)
     tgt_items = [labelled[i] for i in range(n)]
     pl = torch.stack([self.store.full_labels(it["index"], it["label"].shape) for it in tgt_items])
@@ -272,8 +277,8 @@ def _analyze(self: CLST, labelled, n_images: int = 100):
     res = {"pseudo_labels": {"density": float(lab.sum() / valid.sum().clamp_min(1)),
                              "accuracy": float((lab & (pl == gt)).sum() / lab.sum().clamp_min(1))},
            "model_accuracy_target_train": float((valid & (pred == gt)).sum() / valid.sum().clamp_min(1))}
-    src = source_dataset(t.cfg, transform=JointTransform(resize=t.cfg.src_resize))
-    g = torch.Generator().manual_seed(t.cfg.seed)
+    src = inputs.source()
+    g = torch.Generator().manual_seed(inputs.seed)
     src_items = [src[i] for i in torch.randint(len(src), (n,), generator=g).tolist()]
     def batches(items):
         for b in range(0, len(items), bs):

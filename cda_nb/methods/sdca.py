@@ -156,6 +156,7 @@ class SDCA(Method):
         self.out_stats = GaussianStats(C, C, diagonal=h["diagonal"]).to(trainer.device)
         self.store = StaticLabels(p=h["ssl_median"], cap=h["ssl_cap"])
         self.images = trainer.target_images() if h["ssl_iters"] else None
+        self.stream = None                                           # the SSL stage's pseudo-labelled stream
         self._mask_share = float("nan")
         if h["lambda_feat"] or h["lambda_out"]:                    # Alg. 1, line 2
             src = source_dataset(trainer.cfg, transform=JointTransform(resize=trainer.cfg.src_resize))
@@ -165,10 +166,10 @@ class SDCA(Method):
     @property
     def ssl_started(self): return self.store.refreshed_at >= 0
 
-    def schedule(self, step, iters):
+    def stages(self, iters):
+        "Contrastive adaptation, then (with `ssl_iters`) the SSL stage; the lr schedule restarts with each stage."
         s = self.hp["ssl_iters"]
-        if not s: return step, iters
-        return (step - (iters - s), s) if step >= iters - s else (step, iters - s)    # a poly schedule per stage
+        return [("adaptation", 0, iters - s), ("ssl", iters - s, s)] if s else super().stages(iters)
 
     def before_step(self, step):
         s = self.hp["ssl_iters"]
@@ -185,8 +186,11 @@ class SDCA(Method):
         self._pseudo_stream()
 
     def _pseudo_stream(self):
-        t = self.trainer
-        t.data["target"] = PseudoLabeled(self.images, self.store, t.augment()); t.reload_data = True
+        self.stream = PseudoLabeled(self.images, self.store, self.trainer.augment()); self.trainer.reload_target()
+
+    def target_stream(self, trainer):
+        "Unlabelled target images; in the SSL stage each carries its eq. 19 label `pseudo` (never a target label)."
+        return self.stream if self.stream is not None else super().target_stream(trainer)
 
     def losses(self, src, tgt, step):
         t, h = self.trainer, self.hp
@@ -224,7 +228,7 @@ class SDCA(Method):
         if self.ssl_started: self._pseudo_stream()                                   # resumed inside the SSL stage
 
     @torch.no_grad()
-    def analyze(self, labelled, n_images=100):
+    def analyze(self, inputs, n_images=100):
         "PDD per class on target val (Fig. 6) with its bar figure, t-SNE (Fig. 5); SSL label density/accuracy on target train."
         import matplotlib.pyplot as plt
         t = self.trainer
@@ -234,7 +238,7 @@ class SDCA(Method):
         if self.ssl_started:
             from cda_nb.metrics import label_density_accuracy
             st = [label_density_accuracy(self.store.get(it["index"], it["label"].shape), it["label"])
-                  for it in (labelled[i] for i in range(len(labelled)))]
+                  for it in (inputs.labelled_target[i] for i in range(len(inputs.labelled_target)))]
             d = np.array([s[0] for s in st], float); a = np.array([s[1] for s in st], float); ok = ~np.isnan(a)
             res["pseudo_labels"] = {"ssl": {"density": float(d.mean()), "accuracy": float((a[ok] * d[ok]).sum() / max(d[ok].sum(), 1e-12))}}
         if t.cfg.figures:
