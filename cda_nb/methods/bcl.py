@@ -25,7 +25,7 @@ __all__ = ['BCL']
 class BCL(SelfTraining):
     "bcl (eq. 12): L_base + FCL (eq. 2) + BCL (eq. 3) on hybrid labels from calibrated prototypes (eqs. 4-10)."
     key = "bcl"
-    defaults = dict(SelfTraining.defaults, lambda_fc=0.5, lambda_bc=0.5, momentum=0.999, threshold=0.7, tau=0.1,
+    defaults = dict(SelfTraining.defaults, lambda_fc=0.5, lambda_bc=0.5, momentum=0.999, threshold=0.9, tau=0.1,
                     dynamic=True, calibrate=True, seg_on_hybrid=False, max_pixels=0, feat="classifier", pairwise=True,
                     distill_iters=0, lambda_kd=1.0)
 
