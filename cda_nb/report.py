@@ -96,12 +96,17 @@ def iou_csv(runs: dict) -> str:
 ABLATION = [("self_training", "L_base (self-training, static CBST labels; class-balanced source sampling, as bcl)", {}),
             ("bcl-fcl", "+ FCL (static labels)", {"lambda_bc": 0.0, "dynamic": False}),
             ("bcl-fcl_bcl", "+ FCL + BCL (static labels)", {"dynamic": False}),
-            ("bcl-dyn_nocal", "+ FCL + BCL, hybrid labels, no calibration", {"calibrate": False}),
-            ("bcl", "+ FCL + BCL, hybrid labels, calibration (full bcl: signed classifier-level features, per-pair prototypes)", {}),
-            ("bcl-decoder", "full bcl on post-ReLU decoder features (the kit's v1 choice)", {"feat": "decoder"}),
-            ("bcl-pooled", "full bcl with prototypes pooled over the batch (the kit's v1 choice)", {"pairwise": False}),
-            ("dacs", "dacs: mean teacher + ClassMix (uniform source sampling)", {}),
-            ("dacs-nomix", "dacs without ClassMix (a plain mean teacher on the target batch)", {"mix": False})]
+            ("bcl-dyn_nocal", "+ FCL + BCL, hybrid labels at T = 0.7, no calibration", {"calibrate": False, "threshold": 0.7}),
+            ("bcl-t70", "+ FCL + BCL, hybrid labels, calibration at the paper's T = 0.7", {"threshold": 0.7}),
+            ("bcl-t80", "full bcl at T = 0.8", {"threshold": 0.8}),
+            ("bcl", "full bcl at T = 0.9, the kit's default chosen on val (signed classifier-level features, per-pair prototypes)", {}),
+            ("bcl-t95", "full bcl at T = 0.95", {"threshold": 0.95}),
+            ("bcl-decoder", "full bcl (T = 0.7) on post-ReLU decoder features (the kit's v1 choice)", {"feat": "decoder", "threshold": 0.7}),
+            ("bcl-pooled", "full bcl (T = 0.7) with prototypes pooled over the batch (the kit's v1 choice)", {"pairwise": False, "threshold": 0.7}),
+            ("dacs", "dacs: mean teacher + ClassMix (uniform source sampling), EMA α = 0.999 (DAFormer)", {}),
+            ("dacs-a99", "dacs with EMA α = 0.99 (DACS's own value)", {"alpha": 0.99}),
+            ("dacs-nomix", "dacs without ClassMix (a plain mean teacher on the target batch)", {"mix": False}),
+            ("self_training-thr2", "self_training at 2 threads (every other run: 1 thread); same seed, same code", {})]
 
 def ablation_table(runs: dict, rows=ABLATION) -> str:
     "Markdown table of mIoU (mean ± std over seeds) on test (when the runs have it) and val for the ablation rows that have runs."

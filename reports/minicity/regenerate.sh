@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every committed MiniCity result from scratch:
-#   3 seeds x {source_only, source_only-geo (geometric-only policy), oracle, self_training, bcl, dacs},
+#   3 seeds x {source_only, source_only-geo (geometric-only policy), oracle, self_training, bcl, bcl-t70 (the paper's T),
+#   dacs, sdca, clst},
 #   the ablations (seed 0), then the report. MiniCity v2; numbers on target test with val beside.
 # Run from anywhere:  bash reports/minicity/regenerate.sh        (JOBS=2 runs two trainings at a time, one thread each)
 # Finished runs (metrics.json present) are kept and interrupted ones resume from their checkpoint, so an
@@ -13,31 +14,35 @@ mkdir -p "$NB"
 JOBS=${JOBS:-1}
 if [ "$JOBS" -gt 1 ]; then export OMP_NUM_THREADS=1; fi
 
-run() {  # run <method> <seed> [tag] [augmentation policy] [method_params yaml]
-  local method=$1 seed=$2 tag=${3:-} aug=${4:-photometric} mp=${5:-}
+run() {  # run <method> <seed> [tag] [augmentation policy] [method_params yaml] [threads]
+  local method=$1 seed=$2 tag=${3:-} aug=${4:-photometric} mp=${5:-} threads=${6:-}
   [ -n "$mp" ] && [ "$mp" != "-" ] || mp="{}"
   [ "$tag" != "-" ] || tag=""
   [ "$aug" != "-" ] || aug=photometric
   local name=$method${tag:+-$tag}
   if [ -f "$RUNS/minicity/$name/seed$seed/metrics.json" ]; then echo "finished already: $name seed $seed"; return 0; fi
-  papermill nbs/train.ipynb "$NB/${name}_seed${seed}.ipynb" -p method "$method" -p seed "$seed" -p tag "$tag" \
+  ${threads:+env OMP_NUM_THREADS=$threads} papermill nbs/train.ipynb "$NB/${name}_seed${seed}.ipynb" -p method "$method" -p seed "$seed" -p tag "$tag" \
     -y "method_params: $mp" -p aug "$aug" -p out_dir "$RUNS" --cwd . >/dev/null 2>"$NB/${name}_seed${seed}.log" \
     || { echo "FAILED: $name seed $seed (see $NB/${name}_seed${seed}.log)"; return 1; }
   echo "done: $name seed $seed"
 }
-runline() { local m s t a mp; read -r m s t a mp <<< "$1"; run "$m" "$s" "$t" "$a" "$mp"; }
+runline() { local m s t a th mp; read -r m s t a th mp <<< "$1"; [ "$th" != "-" ] || th=""; run "$m" "$s" "$t" "$a" "$mp" "$th"; }
 export -f run runline
 
 # stage 1: the source-only models every adapting method starts from; stage 2: the adapting methods (each starts
 # from the source-only run of its seed), the oracle and the geometric-only source-only; stage 3: ablations on seed 0
-# (names match cda_nb.report.ABLATION). Columns: method seed tag policy method_params ("-" = default).
+# (names match cda_nb.report.ABLATION). Columns: method seed tag policy threads method_params ("-" = default).
 printf '%s\n' "source_only 0" "source_only 1" "source_only 2" "oracle 0" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
 printf '%s\n' "dacs 0" "self_training 0" "bcl 0" "dacs 1" "self_training 1" "bcl 1" "dacs 2" "self_training 2" "bcl 2" \
+  "sdca 0" "clst 0" "sdca 1" "clst 1" "sdca 2" "clst 2" \
+  "bcl 0 t70 - - {threshold: 0.7}" "bcl 1 t70 - - {threshold: 0.7}" "bcl 2 t70 - - {threshold: 0.7}" \
   "oracle 1" "oracle 2" "source_only 0 geo geometric" "source_only 1 geo geometric" "source_only 2 geo geometric" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
-printf '%s\n' "bcl 0 decoder - {feat: decoder}" "bcl 0 pooled - {pairwise: false}" "bcl 0 fcl - {lambda_bc: 0.0, dynamic: false}" \
-  "bcl 0 dyn_nocal - {calibrate: false}" "dacs 0 nomix - {mix: false}" "bcl 0 fcl_bcl - {dynamic: false}" |
+printf '%s\n' "bcl 0 decoder - - {feat: decoder, threshold: 0.7}" "bcl 0 pooled - - {pairwise: false, threshold: 0.7}" \
+  "bcl 0 fcl - - {lambda_bc: 0.0, dynamic: false}" "bcl 0 dyn_nocal - - {calibrate: false, threshold: 0.7}" "dacs 0 nomix - - {mix: false}" \
+  "bcl 0 fcl_bcl - - {dynamic: false}" "bcl 1 fcl_bcl - - {dynamic: false}" "bcl 2 fcl_bcl - - {dynamic: false}" \
+  "bcl 0 t80 - - {threshold: 0.8}" "bcl 0 t95 - - {threshold: 0.95}" "dacs 0 a99 - - {alpha: 0.99}" "self_training 0 thr2 - 2" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
 
 papermill nbs/report.ipynb "$NB/report.ipynb" -p dataset minicity -p runs_dir "$RUNS" -p report_dir reports --cwd . \
