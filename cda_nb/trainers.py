@@ -23,8 +23,8 @@ from .checkpoints import _save_checkpoint_all, _check_finite
 from .evaluation import *
 
 # %% auto #0
-__all__ = ['DATASET_DEFAULTS', 'METHODS', 'TrainConfig', 'Method', 'register', 'SourceOnly', 'Oracle', 'make_config',
-           'frozen_copy', 'poly_lr', 'resolve_init', 'Trainer', 'train', 'fit', 'notebook_params']
+__all__ = ['DATASET_DEFAULTS', 'METHODS', 'TrainConfig', 'tail_stage', 'Method', 'register', 'SourceOnly', 'Oracle',
+           'make_config', 'frozen_copy', 'poly_lr', 'resolve_init', 'Trainer', 'train', 'fit', 'notebook_params']
 
 # %% ../nbs/09_trainers.ipynb #24fef222
 DATASET_DEFAULTS = {
@@ -85,6 +85,11 @@ class TrainConfig:
     method_params: dict = field(default_factory=dict)
 
 # %% ../nbs/09_trainers.ipynb #ee8baf45
+def tail_stage(iters: int, k: int, first: str, last: str, param: str) -> list:
+    "Stages of a run whose last `k` steps form a second stage (bcl's distillation, sdca's SSL); `k` = 0: one stage."
+    if not (isinstance(k, int) and 0 <= k < iters): raise CDAError(f"{param}={k} must be in [0, iters={iters})")
+    return [(first, 0, iters - k), (last, iters - k, k)] if k else [("train", 0, iters)]
+
 class Method:
     "Base class of a UDA method; subclasses set `key`, `defaults` and implement `losses`."
     key: str = ""
@@ -126,7 +131,7 @@ class Method:
         return source_sampler(trainer.data.get("source"), c.source_sampling or self.source_sampling, c.seed, c.progress)
 
     def stages(self, iters: int) -> list:
-        "The stages of a run of `iters` steps as (name, start, length), e.g. adaptation then distillation."
+        "The stages of a run of `iters` steps as (name, start, length), e.g. adaptation then distillation (`tail_stage`)."
         return [("train", 0, iters)]
 
     def schedule(self, step: int, iters: int) -> tuple:

@@ -14,7 +14,7 @@ from ..calibration import bank_bias, calibrated_protos, bias_norm
 from ..expansion import dynamic_labels, hybrid_labels, static_labels, class_thresholds
 from ..metrics import label_density_accuracy
 from ..ddp import reduce_present_mean
-from ..trainers import register, frozen_copy
+from ..trainers import register, frozen_copy, tail_stage
 from .self_training import SelfTraining, _pool
 
 # %% auto #0
@@ -41,14 +41,12 @@ class BCL(SelfTraining):
         self.src_bank = ProtoBank(C, D, self.hp["momentum"]).to(trainer.device)
         self.tgt_bank = ProtoBank(C, D, self.hp["momentum"]).to(trainer.device)
         self._batch, self.teacher = None, None
-        if not 0 <= self.hp["distill_iters"] < trainer.cfg.iters:
-            raise CDAError(f"bcl distill_iters={self.hp['distill_iters']} must be in [0, iters={trainer.cfg.iters})")
+        self.stages(trainer.cfg.iters)                                # checks distill_iters against iters
 
     # -- the optional self-distillation stage (supplement eq. 2): the last `distill_iters` steps of the run --
     def stages(self, iters):
         "Adaptation, then (with `distill_iters`) self-distillation; each stage has its own poly schedule."
-        d = self.hp["distill_iters"]
-        return [("adapt", 0, iters - d), ("distill", iters - d, d)] if d else super().stages(iters)
+        return tail_stage(iters, self.hp["distill_iters"], "adapt", "distill", "bcl distill_iters")
 
     def before_step(self, step):
         d = self.hp["distill_iters"]

@@ -12,7 +12,7 @@ from ..data import CLASSES19, IGNORE, JointTransform
 from ..expansion import StaticLabels, PseudoLabeled
 from ..losses import seg_ce, lovasz_softmax, sdca_bound_loss
 from ..prototypes import GaussianStats, gather_pixels, resize_labels
-from ..trainers import Method, register, source_dataset
+from ..trainers import Method, register, source_dataset, tail_stage
 
 # %% auto #0
 __all__ = ['FORMS', 'target_mask', 'gather_levels', 'bound_inputs', 'sdca_term', 'init_stats', 'sampled_lovasz', 'pdd',
@@ -150,8 +150,7 @@ class SDCA(Method):
     def setup(self, trainer):
         super().setup(trainer)
         h, m, C = self.hp, trainer.model, len(CLASSES19)
-        if not 0 <= h["ssl_iters"] < trainer.cfg.iters:
-            raise CDAError(f"sdca ssl_iters={h['ssl_iters']} must be in [0, iters={trainer.cfg.iters})")
+        self.stages(trainer.cfg.iters)                                # checks ssl_iters against iters
         self.feat_stats = GaussianStats(C, m.feat_dim, diagonal=h["diagonal"]).to(trainer.device)
         self.out_stats = GaussianStats(C, C, diagonal=h["diagonal"]).to(trainer.device)
         self.store = StaticLabels(p=h["ssl_median"], cap=h["ssl_cap"])
@@ -168,8 +167,7 @@ class SDCA(Method):
 
     def stages(self, iters):
         "Contrastive adaptation, then (with `ssl_iters`) the SSL stage; the lr schedule restarts with each stage."
-        s = self.hp["ssl_iters"]
-        return [("adaptation", 0, iters - s), ("ssl", iters - s, s)] if s else super().stages(iters)
+        return tail_stage(iters, self.hp["ssl_iters"], "adaptation", "ssl", "sdca ssl_iters")
 
     def before_step(self, step):
         s = self.hp["ssl_iters"]

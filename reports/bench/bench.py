@@ -1,6 +1,7 @@
 """Speed and memory of each method on one machine, in one run.
 
     python reports/bench/bench.py                       # MiniCity, SmallSegNet, all methods -> reports/bench/methods_<device>.{json,md}
+    python reports/bench/bench.py --init reports/runs/minicity/source_only/seed0/checkpoint.pt   # adapting from a source model
     python reports/bench/bench.py --deeplab             # DeepLab-V2 ResNet-101 at the papers' 512x512 crop -> reports/bench/deeplab_<device>.{json,md}
 
 Each measurement runs in its own process (so peak RSS is that method's), repeated `--repeats` times; we report
@@ -35,7 +36,9 @@ def measure(params, warm, n):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--methods", default="source_only,oracle,self_training,bcl")
+    ap.add_argument("--methods", default="source_only,oracle,self_training,bcl,dacs,sdca,clst")
+    ap.add_argument("--init", default="none", help="starting weights of every run: 'none' or a checkpoint.pt (a source-only model: "
+                    "sdca's confidence mask and the pseudo labels then look like a real adaptation run's)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--iters", type=int, default=30, help="timed iterations per repeat")
     ap.add_argument("--warm", type=int, default=5)
@@ -49,12 +52,12 @@ def main():
         methods, name = ["source_only"], "deeplab"
         a.iters, a.warm = min(a.iters, 4), min(a.warm, 2)
     else:
-        base = dict(device=a.device, init="none")
+        base = dict(device=a.device, init=a.init)
         methods, name = a.methods.split(","), "methods"
     rows = {}
     for m in methods:
         p = dict(base, method=m, iters=10**5)
-        if m in ("self_training", "bcl"): p["method_params"] = {"refresh_every": 10**6}
+        if m in ("self_training", "bcl"): p["method_params"] = {"refresh_every": 10**6}   # the one-off label refresh is not a step
         runs = [measure(p, a.warm, a.iters) for _ in range(a.repeats)]
         rows[m] = {"sec_per_iter_median": float(np.median([r["sec_per_iter"] for r in runs])),
                    "sec_per_iter_runs": [round(r["sec_per_iter"], 4) for r in runs],
