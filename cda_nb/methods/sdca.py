@@ -134,7 +134,7 @@ def tsne_figure(model, ds, n_images=4, per_class=100, seed=0, device="cpu", titl
 class SDCA(Method):
     "SDCA: L_ce + λ_lov L_lov + λ_feat L_feat + λ_out L_out (eq. 18), then an optional SSL stage (eqs. 19-20)."
     key, uses_target, default_init, lr_factor = "sdca", True, "source_only", 0.3
-    defaults = dict(lambda_lovasz=0.75, lambda_feat=1.0, lambda_out=1.0, delta=0.9, delta_on="softmax", tau=10.0,
+    defaults = dict(lambda_lovasz=0.75, lambda_feat=1.0, lambda_out=1.0, delta=0.9, delta_on="softmax", tau=30.0,
                     form="paper", diagonal=False, max_pixels=4096, init_images=0, ssl_iters=0, ssl_median=0.5,
                     ssl_cap=0.9, ssl_from_init=False, lovasz_pixels=16384)
     ranges = {"delta": (0, 1, True, True), "ssl_median": (0, 1, False, True), "ssl_cap": (0, 1, False, True),
