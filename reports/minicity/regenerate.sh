@@ -44,7 +44,7 @@ printf '%s\n' "bcl 0 decoder - - {feat: decoder, threshold: 0.7}" "bcl 0 pooled 
   "bcl 0 fcl_bcl - - {dynamic: false}" "bcl 1 fcl_bcl - - {dynamic: false}" "bcl 2 fcl_bcl - - {dynamic: false}" \
   "bcl 0 t80 - - {threshold: 0.8}" "bcl 0 t95 - - {threshold: 0.95}" "dacs 0 a99 - - {alpha: 0.99}" "self_training 0 thr2 - 2" \
   "sdca 0 tau3 - - {tau: 3.0}" "sdca 0 tau10 - - {tau: 10.0}" "sdca 1 tau10 - - {tau: 10.0}" "sdca 2 tau10 - - {tau: 10.0}" \
-  "sdca 0 official - - {form: official, tau: 100.0}" "sdca 0 ssl - - {ssl_iters: 170, tau: 10.0}" |
+  "sdca 0 official - - {form: official, tau: 100.0}" "sdca 0 lovasz - - {lambda_feat: 0.0, lambda_out: 0.0}" "sdca 0 ssl - - {ssl_iters: 170}" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
 
 papermill nbs/report.ipynb "$NB/report.ipynb" -p dataset minicity -p runs_dir "$RUNS" -p report_dir reports --cwd . \
