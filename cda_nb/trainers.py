@@ -255,8 +255,7 @@ class Trainer:
         self.method = METHODS[cfg.method](**cfg.method_params)
         self.data = build_data(cfg, self.method)
         self.model = build_model(cfg.model, n_classes=len(CLASSES19), **cfg.model_kwargs).to(self.device)
-        if self.init_from: self.model.load_state_dict(load_torch_file(self.init_from, map_location=self.device,
-                                                                      fix="init must be a checkpoint.pt written by the kit")["model"])
+        if self.init_from: self.model.load_state_dict(self.initial_state())
         self._target_changed = False
         self.method.setup(self)
         self.source_chooser = self.method.source_chooser(self)
@@ -312,6 +311,11 @@ class Trainer:
         "Logits (B,C,h,w) of the model in eval mode (the loop puts it back in train mode)."
         self.model.eval()
         with self.autocast(): return self.model(images.to(self.device)).logits.float()
+
+    def initial_state(self):
+        "The model weights this run started from (None: fresh weights); stages that restart from them (bcl, sdca) call this."
+        if not self.init_from: return None
+        return load_torch_file(self.init_from, map_location=self.device, fix="init must be a checkpoint.pt written by the kit")["model"]
 
     def reload_target(self):
         "A method's `target_stream` now carries something new (e.g. relabelled images): the loop rebuilds its loader."

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import torch
 import torch.nn.functional as F
-from ..core import CDAError, load_torch_file
+from ..core import CDAError
 from ..data import CLASSES19
 from ..losses import seg_ce, fcl_loss, bcl_loss
 from ..prototypes import masked_mean, gather_pixels, ProtoBank
@@ -57,7 +57,7 @@ class BCL(SelfTraining):
         "Freeze the adapted model as the teacher, restart the student from the initial (source) weights, relabel with the teacher."
         t = self.trainer
         self.teacher = self._frozen_copy()
-        if t.init_from: t.model.load_state_dict(load_torch_file(t.init_from, fix="the source-only run this run started from")["model"])
+        if t.init_from: t.model.load_state_dict(t.initial_state())
         t.opt.state.clear()
         self.refresh(step)
 

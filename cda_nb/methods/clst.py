@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from ..core import CDAError, atomic_torch_save, load_torch_file
+from ..core import CDAError, atomic_torch_save
 from ..data import IGNORE, CLASSES19, PALETTE19, JointTransform
 from ..losses import seg_ce, proto_contrast
 from ..prototypes import masked_mean, resize_labels, ProtoBank
@@ -293,7 +293,7 @@ def _analyze(self: CLST, inputs, n_images: int = 100):
     models = {"features_after": (t.model, None)}
     if t.init_from:
         before = copy.deepcopy(t.model)
-        before.load_state_dict(load_torch_file(t.init_from, map_location=t.device)["model"])
+        before.load_state_dict(t.initial_state())
         models = {"features_before": (before, None), **models}
     if self.head is not None: models["projections_after"] = (t.model, self.head)
     cents, summary = {}, {}

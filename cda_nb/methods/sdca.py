@@ -178,9 +178,7 @@ class SDCA(Method):
         "Label the target set with the adapted model (eq. 19), optionally restart from the initial weights, clear the optimiser."
         t = self.trainer
         self.store.refresh(t.logits, self.images, step, batch_size=t.cfg.eval_batch_size, num_workers=t.cfg.num_workers)
-        if self.hp["ssl_from_init"] and t.init_from:
-            from cda_nb.core import load_torch_file
-            t.model.load_state_dict(load_torch_file(t.init_from, fix="the run's initial checkpoint")["model"])
+        if self.hp["ssl_from_init"] and t.init_from: t.model.load_state_dict(t.initial_state())
         t.opt.state.clear()
         self._pseudo_stream()
 
