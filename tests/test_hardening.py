@@ -278,3 +278,9 @@ def test_data_warning_totals_in_metrics(tiny_root, tmp_path):
     train(method="source_only", **tiny(tiny_root, tmp_path))
     w = json.loads((run_of(tmp_path)/"metrics.json").read_text())["data_warnings"]
     assert w["source"]["label_size_mismatch_files"] == 1 and w["val"]["out_of_table_pixels_read"] >= 25
+
+def test_parameters_cell_lists_every_method():
+    "The `method` comment is what `papermill --help-notebook` shows: it must name every registered method."
+    line = next(l for l in _params_cell().source.splitlines() if l.startswith("method:"))
+    listed = {m.strip() for m in line.split("one of:")[1].split(",")}
+    assert listed == set(METHODS), f"train.ipynb's method comment lists {sorted(listed)}, registered: {sorted(METHODS)}"
