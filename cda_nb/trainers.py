@@ -14,6 +14,7 @@ import cda_nb
 from .core import *
 from .data import Cityscapes, JointTransform, CLASSES19, photometric, AUG_DEFAULTS, AUG_POLICIES
 from .models import build_model, MODELS
+from .minicity import VERSION as MINICITY_VERSION
 from .losses import seg_ce
 from .validation import *
 from .streams import *
@@ -23,8 +24,9 @@ from .checkpoints import _save_checkpoint_all, _check_finite
 from .evaluation import *
 
 # %% auto #0
-__all__ = ['DATASET_DEFAULTS', 'METHODS', 'TrainConfig', 'tail_stage', 'Method', 'register', 'SourceOnly', 'Oracle',
-           'make_config', 'frozen_copy', 'poly_lr', 'resolve_init', 'Trainer', 'train', 'fit', 'notebook_params']
+__all__ = ['DATASET_DEFAULTS', 'METHODS', 'COMMITTED_RUNS', 'TrainConfig', 'tail_stage', 'Method', 'register', 'SourceOnly',
+           'Oracle', 'make_config', 'frozen_copy', 'poly_lr', 'source_config', 'committed_source_run', 'resolve_init',
+           'Trainer', 'train', 'fit', 'notebook_params']
 
 # %% ../nbs/09_trainers.ipynb #24fef222
 DATASET_DEFAULTS = {
@@ -226,16 +228,40 @@ def poly_lr(base_lr, step, total, power=0.9):
     return base_lr * (1 - step / total) ** power
 
 # %% ../nbs/09_trainers.ipynb #ccd2cb53
+import json as _json
+COMMITTED_RUNS = Path(cda_nb.__file__).resolve().parents[1]/"reports"/"runs"   # in a clone of the kit (absent from a wheel)
+_PLUMBING = {"out_dir", "tag", "device", "amp", "num_workers", "resume", "progress", "figures", "analysis", "eval_every",
+             "eval_batch_size", "log_every", "ckpt_every", "init_iters"}    # settings that do not change the trained weights
+
+def source_config(cfg: TrainConfig) -> TrainConfig:
+    "The config of the source-only run that `init='source_only'` starts from: its own defaults (lr, iterations, sampling)."
+    return make_config(cfg, method="source_only", tag="", method_params={}, init="", iters=cfg.init_iters,
+                       lr=None, source_sampling="")
+
+def committed_source_run(cfg: TrainConfig, root=None):
+    "The committed source-only run folder trained with exactly `source_config(cfg)`'s settings on the cached MiniCity, else None."
+    s = source_config(cfg)
+    if s.dataset != "minicity" or s.data_root or s.source_root or s.target_root: return None
+    d = run_dir(root or COMMITTED_RUNS, s.dataset, "source_only", s.seed)
+    if not all((d/f).is_file() for f in ("metrics.json", "checkpoint.pt", "config.json")): return None
+    stored = _json.loads((d/"config.json").read_text())
+    if stored.get("minicity_version") != MINICITY_VERSION: return None      # trained on another generator version
+    want = _json.loads(_json.dumps(asdict(s)))                              # tuples as JSON lists, like the stored file
+    return d if all(stored.get(k) == v for k, v in want.items() if k not in _PLUMBING) else None
+
 def resolve_init(cfg: TrainConfig):
-    "Path of the checkpoint a run starts from (None: fresh weights); trains the source-only run if needed."
+    "Path of the checkpoint a run starts from (None: fresh weights); finds or trains the source-only run if needed."
     init = cfg.init or METHODS[cfg.method].default_init
     if init == "none": return None
     if init == "source_only":
         d = run_dir(cfg.out_dir, cfg.dataset, "source_only", cfg.seed)
-        if not ((d/"metrics.json").exists() and (d/"checkpoint.pt").exists()):
-            # the source-only run with its own defaults (lr, iterations, sampling), not the adapting run's
-            Trainer(make_config(cfg, method="source_only", tag="", method_params={}, init="none", iters=cfg.init_iters,
-                                lr=None, source_sampling="")).fit()
+        if (d/"metrics.json").exists() and (d/"checkpoint.pt").exists(): return d/"checkpoint.pt"
+        c = committed_source_run(cfg)
+        if c is not None:
+            print(f"init: the committed source-only run {c} has exactly this run's source settings: starting from it "
+                  f"(train your own first with method=source_only and the same out_dir to use that instead)")
+            return c/"checkpoint.pt"
+        Trainer(source_config(cfg)).fit()    # the source-only run with its own defaults, not the adapting run's
         return d/"checkpoint.pt"
     p = Path(init)
     if not p.is_file(): raise CDAError(f"init={init!r}: no such checkpoint; use 'none', 'source_only' or a checkpoint.pt path")
@@ -281,7 +307,8 @@ class Trainer:
             if (self.dir/"log.jsonl").exists(): (self.dir/"log.jsonl").unlink()
 
     def config_dict(self):
-        return {**asdict(self.cfg), "method_hp": self.method.hp, "init_from": str(self.init_from or ""),
+        mc = MINICITY_VERSION if self.cfg.dataset == "minicity" and not self.cfg.data_root else None   # the cached generator's
+        return {**asdict(self.cfg), "method_hp": self.method.hp, "init_from": str(self.init_from or ""), "minicity_version": mc,
                 "cda_nb_version": cda_nb.__version__, "torch_version": torch.__version__}
 
     def aug_params(self) -> dict:
