@@ -58,14 +58,18 @@ def iou_table(runs: dict, order: list = None, split: str = "val") -> str:
     sums = {k: summarize(runs[k], split) for k in order}
     classes = [c for c in CLASSES19 if any(c in s["per_class"] for s in sums.values())]
     src = sums.get("source_only", {}).get("miou", (None,))[0]; orc = sums.get("oracle", {}).get("miou", (None,))[0]
-    head = ["method"] + classes + [f"mIoU {split}"] + (["mIoU val"] if split != "val" else []) + ["seeds", "Δ vs source_only", "gap closed"]
+    ctl = sums.get("adabn", {}).get("miou", (None,))[0]          # the target-BatchNorm control, when it was run
+    head = ["method"] + classes + [f"mIoU {split}"] + (["mIoU val"] if split != "val" else []) + ["seeds", "Δ vs source_only"] + \
+           (["Δ vs adabn"] if ctl is not None else []) + ["gap closed"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for k in order:
         s = sums[k]; g = gap_closed(s["miou"][0], src, orc)
         d = None if None in (s["miou"][0], src) else s["miou"][0] - src
         cells = [k] + [_fmt(s["per_class"].get(c, (None, None, 0))) for c in classes] + [f"**{_fmt(s['miou'])}**"] + \
                 ([_fmt(summarize(runs[k])["miou"])] if split != "val" else []) + \
-                [str(s["n"]), "–" if d is None else f"{100 * d:+.1f}", "–" if g is None else f"{100 * g:.0f}%"]
+                [str(s["n"]), "–" if d is None else f"{100 * d:+.1f}"] + \
+                ([f"{100 * (s['miou'][0] - ctl):+.1f}" if s["miou"][0] is not None else "–"] if ctl is not None else []) + \
+                ["–" if g is None else f"{100 * g:.0f}%"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
 
