@@ -13,7 +13,7 @@ from .core import load_torch_file
 # %% auto #0
 __all__ = ['ABLATION', 'PL_KINDS', 'collect_runs', 'split_metrics', 'summarize', 'gap_closed', 'iou_table', 'has_split',
            'policy_table', 'iou_csv', 'ablation_table', 'pseudo_label_table', 'feature_figures', 'diagnose_source',
-           'write_report']
+           'target_bn_eval', 'cached_target_bn_eval', 'target_bn_table', 'write_report']
 
 # %% ../nbs/11_report.ipynb #a9dea0b3
 def collect_runs(out_dir, dataset: str) -> dict:
@@ -213,9 +213,55 @@ def diagnose_source(run_dir, ps=(0.05, 0.1, 0.2, 0.4, 0.7, 1.0), n_bins=10, batc
         out["cbst"].append({"p": p, "density": float(d), "accuracy": float(a)})
     return out
 
+# %% ../nbs/11_report.ipynb #ddbb7621
+def target_bn_eval(run_dir, batch_size: int = 8) -> dict:
+    "Val and test mIoU of a run's checkpoint after AdaBN: BatchNorm statistics re-estimated over unlabelled target train."
+    import tempfile, shutil, torch
+    from cda_nb.cli import evaluate_checkpoint
+    from cda_nb.methods.adabn import recompute_bn
+    from cda_nb.trainers import data_roots
+    from cda_nb.data import Cityscapes, JointTransform
+    model, c = _load_run_model(run_dir)
+    images = Cityscapes(data_roots(c)[1], "train", transform=JointTransform(resize=c.tgt_resize), labels=False)
+    recompute_bn(model, (torch.stack([images[j]["image"] for j in range(i, min(i + batch_size, len(images)))])
+                         for i in range(0, len(images), batch_size)))
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(Path(run_dir)/"config.json", tmp)
+        torch.save({"model": model.state_dict()}, Path(tmp)/"checkpoint.pt")
+        return {s: evaluate_checkpoint(tmp, split=s, progress=False)["miou"] for s in ("val", "test")}
+
+def cached_target_bn_eval(run_dir) -> dict:
+    "`target_bn_eval`, kept in the run folder's `target_bn.json` and reused while its `metrics.json` is unchanged."
+    import hashlib
+    from cda_nb.core import atomic_write_json
+    d = Path(run_dir); key = hashlib.sha256((d/"metrics.json").read_bytes()).hexdigest()[:16]
+    if (d/"target_bn.json").is_file():
+        r = json.loads((d/"target_bn.json").read_text())
+        if r.get("metrics_sha256") == key: return r
+    r = {"metrics_sha256": key, **target_bn_eval(d)}
+    atomic_write_json(d/"target_bn.json", r)
+    return r
+
+def target_bn_table(runs_dir, dataset: str, runs: dict, order: list) -> tuple:
+    "Markdown table (and the numbers) of every run folder with checkpoints: test mIoU as trained and after `target_bn_eval`."
+    res = {}
+    for k in order:
+        ds = [Path(runs_dir)/dataset/k/f"seed{m['seed']}" for m in runs[k]]
+        if ds and all((d/"checkpoint.pt").is_file() for d in ds):
+            res[k] = {"seeds": [m["seed"] for m in runs[k]], "trained": [split_metrics(m, "test")[0] for m in runs[k]],
+                      **{s: v for s, v in zip(("val", "test"), zip(*[(r["val"], r["test"]) for r in map(cached_target_bn_eval, ds)]))}}
+    ref = np.mean(res["source_only"]["test"]) if "source_only" in res else None
+    rows = ["| run folder | test, as trained | test, AdaBN statistics | val, AdaBN statistics | seeds | Δ vs source_only + AdaBN |",
+            "|---|---|---|---|---|---|"]
+    for k, r in res.items():
+        f = lambda xs: _fmt(_ms(list(xs)))
+        rows.append(f"| `{k}` | {f(r['trained'])} | **{f(r['test'])}** | {f(r['val'])} | {len(r['seeds'])} | " +
+                    ("–" if ref is None else f"{100 * (np.mean(r['test']) - ref):+.1f}") + " |")
+    return "\n".join(rows) + "\n", res
+
 # %% ../nbs/11_report.ipynb #2b2aabd2
 def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=None, features=False, notes: str = "",
-                 diagnose: bool = False) -> Path:
+                 diagnose: bool = False, target_bn: bool = False) -> Path:
     "Write `report_dir/dataset/{README.md,results.csv,figures/}` from the runs under `runs_dir`; returns the README path."
     import matplotlib.pyplot as plt
     from cda_nb import viz
@@ -237,6 +283,13 @@ def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=No
                   "Every method trains under the trainer's shared policy (`TrainConfig.aug`); a method can only add to it "
                   "through its declared `extra_augmentation`. `source_only-geo` is source-only under the geometric-only policy, "
                   "so the effect of photometric augmentation alone is visible on its own line.", "", policy_table(runs, order)]
+    if target_bn:
+        tb, nums = target_bn_table(runs_dir, dataset, runs, order)
+        (out/"target_bn.json").write_text(json.dumps(nums, indent=1))
+        lines += ["## Every method with target BatchNorm statistics (AdaBN after training)", "",
+                  "Each run's checkpoint with its BatchNorm statistics re-estimated over the unlabelled target-train images "
+                  "(`report.target_bn_eval`; weights unchanged), scored on test and val: every method on the footing of the "
+                  "`adabn` control, so the last column is what a method's own terms add. Numbers in `target_bn.json`.", "", tb]
     diag_dir = Path(runs_dir)/dataset/"source_only"/"seed0"
     if diagnose and (diag_dir/"checkpoint.pt").exists():
         dg = {"source_only": diagnose_source(diag_dir)}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every committed MiniCity result from scratch:
 #   3 seeds x {source_only, source_only-geo (geometric-only policy), oracle, self_training, bcl, bcl-t70 (the paper's T),
-#   dacs, sdca, clst},
+#   dacs, sdca, clst, adabn (the target-BatchNorm control) and its notbn / recompute variants},
 #   the ablations (seed 0), then the report. MiniCity v2; numbers on target test with val beside.
 # Run from anywhere:  bash reports/minicity/regenerate.sh        (JOBS=2 runs two trainings at a time, one thread each)
 # Finished runs (metrics.json present) are kept and interrupted ones resume from their checkpoint, so an
@@ -36,6 +36,9 @@ printf '%s\n' "source_only 0" "source_only 1" "source_only 2" "oracle 0" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
 printf '%s\n' "dacs 0" "self_training 0" "bcl 0" "dacs 1" "self_training 1" "bcl 1" "dacs 2" "self_training 2" "bcl 2" \
   "sdca 0" "clst 0" "sdca 1" "clst 1" "sdca 2" "clst 2" \
+  "adabn 0" "adabn 1" "adabn 2" "adabn 0 notbn - - {target_bn: false}" "adabn 1 notbn - - {target_bn: false}" \
+  "adabn 2 notbn - - {target_bn: false}" "adabn 0 recompute - - {recompute: true}" "adabn 1 recompute - - {recompute: true}" \
+  "adabn 2 recompute - - {recompute: true}" \
   "bcl 0 t70 - - {threshold: 0.7}" "bcl 1 t70 - - {threshold: 0.7}" "bcl 2 t70 - - {threshold: 0.7}" \
   "oracle 1" "oracle 2" "source_only 0 geo geometric" "source_only 1 geo geometric" "source_only 2 geo geometric" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
