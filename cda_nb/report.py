@@ -228,7 +228,8 @@ def target_bn_eval(run_dir, batch_size: int = 8) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy(Path(run_dir)/"config.json", tmp)
         torch.save({"model": model.state_dict()}, Path(tmp)/"checkpoint.pt")
-        return {s: evaluate_checkpoint(tmp, split=s, progress=False)["miou"] for s in ("val", "test")}
+        return {s: evaluate_checkpoint(tmp, split=s, progress=False)["miou"] if (data_roots(c)[1]/"leftImg8bit"/s).is_dir()
+                else None for s in ("val", "test")}                        # a data set without a test split: val only
 
 def cached_target_bn_eval(run_dir) -> dict:
     "`target_bn_eval`, kept in the run folder's `target_bn.json` and reused while its `metrics.json` is unchanged."
