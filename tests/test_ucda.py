@@ -82,10 +82,15 @@ def test_expansion_only_adds_labels_and_keeps_confident_ones():
     assert (y != 255).float().mean() < 1                                 # the thresholds leave pixels out
 
 def test_multiscale_is_the_mean_of_the_scales():
+    "Softmax of each scale on the scale-1 output grid, averaged, then upsampled once to the crop."
     from cda_nb.models import build_model
     torch.manual_seed(0); net = build_model("small").eval(); x = torch.rand(1, 3, 32, 32)
-    one = [multiscale_probs(net, x, (s,))[0] for s in (0.75, 1.0, 1.25)]
-    assert torch.allclose(multiscale_probs(net, x, (0.75, 1.0, 1.25))[0], sum(one) / 3, atol=1e-6)
+    lg = {s: net(x if s == 1 else F.interpolate(x, scale_factor=s, mode="bilinear")).logits for s in (0.75, 1.0, 1.25)}
+    grid = lg[1.0].shape[-2:]
+    ref = sum(F.interpolate(v, size=grid, mode="bilinear").softmax(1) for v in lg.values()) / 3
+    got, feats = multiscale_probs(net, x, (1.25, 0.75, 1.0))                # any order: scale 1 sets the grid
+    assert torch.allclose(got, F.interpolate(ref, size=(32, 32), mode="bilinear"), atol=1e-6)
+    assert torch.equal(feats, net(x).feats)
 
 def test_teacher_copies_and_head_is_optimised(tiny_root, tmp_path):
     kw = dict(SMALL, iters=3, analysis=False, method_params={"teacher_every": 2})
