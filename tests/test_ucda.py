@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
-from cda_nb.methods.ucda import (pair_contrast, sample_per_class, sample_memory, WindowPrototypes, expand_labels, adaptive_labels,
+from cda_nb.methods.ucda import (pair_contrast, sample_per_class, sample_memory, batch_thresholds, WindowPrototypes, expand_labels, adaptive_labels,
                                  multiscale_probs, UCDA)
 from cda_nb.trainers import METHODS, Trainer, train
 from test_no_target_labels import SMALL, _corrupt, _same, _weights
@@ -54,6 +54,15 @@ def test_sampled_memory_sum_is_unbiased():
         kf, ky, kw = sample_memory(q, 3, g)
         est.append((kw * torch.exp(F.normalize(kf, dim=1) @ v / 0.5)).sum())
     assert abs(torch.stack(est).mean() / full - 1) < 0.02
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(0, 300), p=st.floats(0.01, 1.0), cap=st.floats(0.1, 1.0))
+def test_batch_thresholds_equal_class_thresholds(seed, n, p, cap):
+    from cda_nb.expansion import class_thresholds
+    g = torch.Generator().manual_seed(seed)
+    conf = (torch.rand(n, generator=g) * 20).round() / 20                  # ties included
+    pred = torch.randint(0, 7, (n,), generator=g)
+    assert torch.equal(batch_thresholds(conf, pred, 8, p, cap), class_thresholds(conf, pred, 8, p, cap))
 
 def test_window_prototypes_follow_complete_windows():
     "Window of 3 steps: before the first is complete, the partial sums; then always the last complete window."
