@@ -36,7 +36,7 @@ def measure(params, warm, n):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--methods", default="source_only,oracle,self_training,bcl,dacs,sdca,clst")
+    ap.add_argument("--methods", default="source_only,oracle,self_training,bcl,dacs,sdca,clst,ucda")
     ap.add_argument("--init", default="none", help="starting weights of every run: 'none' or a checkpoint.pt (a source-only model: "
                     "sdca's confidence mask and the pseudo labels then look like a real adaptation run's)")
     ap.add_argument("--repeats", type=int, default=3)
