@@ -116,7 +116,15 @@ ABLATION = [("self_training", "L_base (self-training, static CBST labels; class-
             ("sdca-official", "sdca, the official code's form: L2-normalised vectors, τ = 100", {"form": "official", "tau": 100.0}),
             ("sdca-lovasz", "sdca without its bound terms: source CE + Lovász only (Table 5, first row)", {"lambda_feat": 0.0, "lambda_out": 0.0}),
             ("sdca-ssl", "sdca + the SSL stage (eqs. 19-20) as the last 170 of 500 steps", {"ssl_iters": 170}),
-            ("self_training-thr2", "self_training at 2 threads (every other run: 1 thread); same seed, same code", {})]
+            ("self_training-thr2", "self_training at 2 threads (every other run: 1 thread); same seed, same code", {}),
+            ("self_training-noent", "self_training without its entropy terms (λ_ent = 0 on both domains)", {"lambda_ent_s": 0.0, "lambda_ent_t": 0.0}),
+            ("adabn-notbn", "control: source CE only, 500 more iterations, no target batch", {"target_bn": False}),
+            ("adabn", "control: the same with target batches through BatchNorm (no target loss)", {}),
+            ("adabn-recompute", "control: the same, then AdaBN's target-only BatchNorm statistics", {"recompute": True}),
+            ("ucda", "ucda: full (eq. 7), teacher copied every 200 steps, expansion by weight", {}),
+            ("ucda-noexp", "ucda without label expansion (Table 3)", {"expansion": False}),
+            ("ucda-nocross", "ucda without the cross-domain term (eq. 6; Table 3)", {"cross_domain": False}),
+            ("ucda-nocl", "ucda without both contrastive terms (self-training with its teacher and thresholds; Table 3)", {"in_domain": False, "cross_domain": False})]
 
 def ablation_table(runs: dict, rows=ABLATION) -> str:
     "Markdown table of mIoU (mean ± std over seeds) on test (when the runs have it) and val for the ablation rows that have runs."
@@ -128,7 +136,8 @@ def ablation_table(runs: dict, rows=ABLATION) -> str:
         out.append(f"| `{key}` | {name} | " + (f"{_fmt(summarize(runs[key], 'test')['miou'])} | " if test else "") + f"{_fmt(s['miou'])} | {s['n']} |")
     return "\n".join(out) + "\n"
 
-PL_KINDS = ["static", "dynamic_uncalibrated", "dynamic_calibrated", "hybrid"]
+PL_KINDS = ["static", "dynamic_uncalibrated", "dynamic_calibrated", "hybrid",
+            "without_expansion", "expansion_weight", "expansion_distance"]   # the last three: ucda (Fig. 6 / Table 4)
 
 def pseudo_label_table(runs: dict) -> str:
     "Markdown table: density and accuracy (%) of each kind of pseudo label, per run folder (mean over seeds)."
