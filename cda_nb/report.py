@@ -240,24 +240,28 @@ def target_bn_eval(run_dir, batch_size: int = 8) -> dict:
         return {s: evaluate_checkpoint(tmp, split=s, progress=False)["miou"] if (data_roots(c)[1]/"leftImg8bit"/s).is_dir()
                 else None for s in ("val", "test")}                        # a data set without a test split: val only
 
+def _target_bn_cache(d):
+    "(key, the cached result or None) of run folder `d`: valid while its `metrics.json` is unchanged."
+    import hashlib
+    key = hashlib.sha256((d/"metrics.json").read_bytes()).hexdigest()[:16]
+    r = json.loads((d/"target_bn.json").read_text()) if (d/"target_bn.json").is_file() else {}
+    return key, (r if r.get("metrics_sha256") == key else None)
+
 def cached_target_bn_eval(run_dir) -> dict:
     "`target_bn_eval`, kept in the run folder's `target_bn.json` and reused while its `metrics.json` is unchanged."
-    import hashlib
     from cda_nb.core import atomic_write_json
-    d = Path(run_dir); key = hashlib.sha256((d/"metrics.json").read_bytes()).hexdigest()[:16]
-    if (d/"target_bn.json").is_file():
-        r = json.loads((d/"target_bn.json").read_text())
-        if r.get("metrics_sha256") == key: return r
+    d = Path(run_dir); key, r = _target_bn_cache(d)
+    if r is not None: return r
     r = {"metrics_sha256": key, **target_bn_eval(d)}
     atomic_write_json(d/"target_bn.json", r)
     return r
 
 def target_bn_table(runs_dir, dataset: str, runs: dict, order: list) -> tuple:
-    "Markdown table (and the numbers) of every run folder with checkpoints: test mIoU as trained and after `target_bn_eval`."
+    "Markdown table (and the numbers) of the untagged run folders (methods, not ablations): test mIoU as trained and after `target_bn_eval`."
     res = {}
-    for k in order:
+    for k in [k for k in order if "-" not in k]:                 # a clone has the cached results, not the checkpoints
         ds = [Path(runs_dir)/dataset/k/f"seed{m['seed']}" for m in runs[k]]
-        if ds and all((d/"checkpoint.pt").is_file() for d in ds):
+        if ds and all((d/"checkpoint.pt").is_file() or _target_bn_cache(d)[1] for d in ds):
             res[k] = {"seeds": [m["seed"] for m in runs[k]], "trained": [split_metrics(m, "test")[0] for m in runs[k]],
                       **{s: v for s, v in zip(("val", "test"), zip(*[(r["val"], r["test"]) for r in map(cached_target_bn_eval, ds)]))}}
     ref = np.mean(res["source_only"]["test"]) if "source_only" in res else None
