@@ -242,7 +242,7 @@ def committed_source_run(cfg: TrainConfig, root=None):
     "The committed source-only run folder trained with exactly `source_config(cfg)`'s settings on the cached MiniCity, else None."
     s = source_config(cfg)
     if s.dataset != "minicity" or s.data_root or s.source_root or s.target_root: return None
-    d = run_dir(root or COMMITTED_RUNS, s.dataset, "source_only", s.seed)
+    d = run_dir(root or COMMITTED_RUNS, s.dataset, "source_only", s.seed, create=False)
     if not all((d/f).is_file() for f in ("metrics.json", "checkpoint.pt", "config.json")): return None
     stored = _json.loads((d/"config.json").read_text())
     if stored.get("minicity_version") != MINICITY_VERSION: return None      # trained on another generator version
@@ -254,7 +254,7 @@ def resolve_init(cfg: TrainConfig):
     init = cfg.init or METHODS[cfg.method].default_init
     if init == "none": return None
     if init == "source_only":
-        d = run_dir(cfg.out_dir, cfg.dataset, "source_only", cfg.seed)
+        d = run_dir(cfg.out_dir, cfg.dataset, "source_only", cfg.seed, create=False)   # no empty folder when reused
         if (d/"metrics.json").exists() and (d/"checkpoint.pt").exists(): return d/"checkpoint.pt"
         c = committed_source_run(cfg)
         if c is not None:
