@@ -344,7 +344,7 @@ def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=No
         figs["bias_norms.png"] = viz.plot_bias_norms(read_jsonl(bcl_log))
         lines += ["## Domain bias over training (bcl supplement Fig. 3)", "", "![bias norms](figures/bias_norms.png)", ""]
     if features:
-        ff = feature_figures(runs_dir, dataset, [m for m in ("source_only", "bcl", "dacs") if m in runs], seed=0, out=out/"figures")
+        ff = feature_figures(runs_dir, dataset, [m for m in ("source_only", "bcl", "dacs", "ucda") if m in runs], seed=0, out=out/"figures")
         if "tsne" in ff:
             lines += ["## Features (bcl Fig. 5) and prototype distances", "",
                       "Pixel features of source (o) and target val (x) images, coloured by ground-truth class (seed 0).", "",
@@ -365,9 +365,13 @@ def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=No
         for f in ("predictions.png", "per_class_iou.png", "curves.png"):
             if (seed0/f).exists():
                 (out/"figures"/f"{k}_{f}").write_bytes((seed0/f).read_bytes())
+        own = sorted(f.name for f in seed0.glob("*.png") if f.name not in ("predictions.png", "per_class_iou.png", "curves.png")) \
+              if seed0.is_dir() else []                         # a method's own analysis figures (ucda's UMAP, sdca's PDD, ...)
+        for f in own: (out/"figures"/f"{k}_{f}").write_bytes((seed0/f).read_bytes())
         if (out/"figures"/f"{k}_predictions.png").exists():
             lines += [f"### {k} (seed {runs[k][0]['seed']})", "", f"![{k} predictions](figures/{k}_predictions.png)",
                       f"![{k} per-class IoU](figures/{k}_per_class_iou.png)", f"![{k} curves](figures/{k}_curves.png)", ""]
+            lines += [f"![{k} {f[:-4]}](figures/{k}_{f})" for f in own] + ([""] if own else [])
     for name, fig in figs.items(): fig.savefig(out/"figures"/name, dpi=110, bbox_inches="tight"); plt.close(fig)
     if command: lines += ["## Regenerate", "", "```bash", command, "```", ""]
     (out/"README.md").write_text("\n".join(lines))
