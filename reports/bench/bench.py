@@ -4,7 +4,7 @@
     python reports/bench/bench.py --init reports/runs/minicity/source_only/seed0/checkpoint.pt   # adapting from a source model
     python reports/bench/bench.py --deeplab             # DeepLab-V2 ResNet-101 at the papers' 512x512 crop -> reports/bench/deeplab_<device>.{json,md}
 
-Each measurement runs in its own process (so peak RSS is that method's), repeated `--repeats` times; we report
+Each measurement runs in its own process (so peak RSS is that method's), repeated `--repeats` times (interleaved across methods); we report
 the median over repeats of the median seconds per iteration (steady state: after warm-up steps, with the
 one-off pseudo-label refresh excluded) and the peak RSS / peak GPU memory. Machines are noisy: read medians."""
 import argparse, json, os, subprocess, sys, tempfile, time, platform
@@ -54,16 +54,18 @@ def main():
     else:
         base = dict(device=a.device, init=a.init)
         methods, name = a.methods.split(","), "methods"
-    rows = {}
+    rows, params, runs = {}, {}, {m: [] for m in methods}
     for m in methods:
-        p = dict(base, method=m, iters=10**5)
-        if m in ("self_training", "bcl"): p["method_params"] = {"refresh_every": 10**6}   # the one-off label refresh is not a step
-        runs = [measure(p, a.warm, a.iters) for _ in range(a.repeats)]
-        rows[m] = {"sec_per_iter_median": float(np.median([r["sec_per_iter"] for r in runs])),
-                   "sec_per_iter_runs": [round(r["sec_per_iter"], 4) for r in runs],
-                   "peak_rss_mb_median": float(np.median([r["peak_rss_mb"] for r in runs])),
-                   "peak_gpu_mb": runs[0]["peak_gpu_mb"], "device": runs[0]["device"]}
-        print(m, rows[m], flush=True)
+        params[m] = dict(base, method=m, iters=10**5)
+        if m in ("self_training", "bcl"): params[m]["method_params"] = {"refresh_every": 10**6}   # the one-off label refresh is not a step
+    for rep in range(a.repeats):            # repeats interleaved across methods: a slow spell of the machine hits all alike
+        for m in methods:
+            runs[m].append(measure(params[m], a.warm, a.iters)); print(m, rep, runs[m][-1], flush=True)
+    for m in methods:
+        rows[m] = {"sec_per_iter_median": float(np.median([r["sec_per_iter"] for r in runs[m]])),
+                   "sec_per_iter_runs": [round(r["sec_per_iter"], 4) for r in runs[m]],
+                   "peak_rss_mb_median": float(np.median([r["peak_rss_mb"] for r in runs[m]])),
+                   "peak_gpu_mb": runs[m][0]["peak_gpu_mb"], "device": runs[m][0]["device"]}
     dev = rows[methods[0]]["device"].split(":")[0]
     info = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
             "repeats": a.repeats, "timed_iters": a.iters, "warmup_iters": a.warm, "params": base, "date": time.strftime("%Y-%m-%d")}
