@@ -264,13 +264,13 @@ def target_bn_table(runs_dir, dataset: str, runs: dict, order: list) -> tuple:
         if ds and all((d/"checkpoint.pt").is_file() or _target_bn_cache(d)[1] for d in ds):
             res[k] = {"seeds": [m["seed"] for m in runs[k]], "trained": [split_metrics(m, "test")[0] for m in runs[k]],
                       **{s: v for s, v in zip(("val", "test"), zip(*[(r["val"], r["test"]) for r in map(cached_target_bn_eval, ds)]))}}
-    ref = np.mean(res["source_only"]["test"]) if "source_only" in res else None
+    ref = _ms(res["source_only"]["test"])[0] if "source_only" in res else None   # None: no test split (val only)
     rows = ["| run folder | test, as trained | test, AdaBN statistics | val, AdaBN statistics | seeds | Δ vs source_only + AdaBN |",
             "|---|---|---|---|---|---|"]
     for k, r in res.items():
         f = lambda xs: _fmt(_ms(list(xs)))
         rows.append(f"| `{k}` | {f(r['trained'])} | **{f(r['test'])}** | {f(r['val'])} | {len(r['seeds'])} | " +
-                    ("–" if ref is None else f"{100 * (np.mean(r['test']) - ref):+.1f}") + " |")
+                    ("–" if ref is None or _ms(r['test'])[0] is None else f"{100 * (_ms(r['test'])[0] - ref):+.1f}") + " |")
     return "\n".join(rows) + "\n", res
 
 # %% ../nbs/11_report.ipynb #2b2aabd2

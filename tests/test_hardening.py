@@ -284,3 +284,12 @@ def test_parameters_cell_lists_every_method():
     line = next(l for l in _params_cell().source.splitlines() if l.startswith("method:"))
     listed = {m.strip() for m in line.split("one of:")[1].split(",")}
     assert listed == set(METHODS), f"train.ipynb's method comment lists {sorted(listed)}, registered: {sorted(METHODS)}"
+
+def test_every_method_module_imports_first():
+    "Each `cda_nb.methods.<key>` can be the first import of a fresh interpreter (a circular import once broke `import cda_nb.methods.clst`)."
+    import subprocess, sys
+    from conftest import ROOT
+    mods = sorted(p.stem for p in (ROOT/"cda_nb/methods").glob("*.py") if p.stem != "__init__")
+    for m in mods:
+        r = subprocess.run([sys.executable, "-c", f"import cda_nb.methods.{m}"], capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 0, f"import cda_nb.methods.{m}: {r.stderr[-800:]}"
