@@ -26,6 +26,7 @@ class SegOutput:
     logits: torch.Tensor
     proj: Optional[torch.Tensor] = None
     cls_feats: Optional[torch.Tensor] = None   # signed classifier outputs before they are summed (DeepLab-V2's ASPP branches)
+    levels: Optional[list] = None              # the encoder's stage outputs, finest first (cluda fuses them)
 
     @property
     def classifier_feats(self):
@@ -77,8 +78,9 @@ class SmallSegNet(nn.Module):
         self.classifier = nn.Conv2d(feat_dim, n_classes, 1)
 
     def forward(self, x) -> SegOutput:
-        f = self.head(self.stage3(self.stage2(self.stem(self.norm(x)))))
-        return SegOutput(feats=f, logits=self.classifier(f))
+        s1 = self.stem(self.norm(x)); s2 = self.stage2(s1); s3 = self.stage3(s2)
+        f = self.head(s3)
+        return SegOutput(feats=f, logits=self.classifier(f), levels=[s1, s2, s3])
 
 # %% ../nbs/03_models.ipynb #007d18ee
 MODELS = {"small": SmallSegNet}

@@ -25,8 +25,8 @@ from .evaluation import *
 
 # %% auto #0
 __all__ = ['DATASET_DEFAULTS', 'METHODS', 'COMMITTED_RUNS', 'TrainConfig', 'tail_stage', 'Method', 'register', 'SourceOnly',
-           'Oracle', 'make_config', 'frozen_copy', 'poly_lr', 'source_config', 'committed_source_run', 'resolve_init',
-           'Trainer', 'train', 'fit', 'notebook_params']
+           'Oracle', 'make_config', 'frozen_copy', 'poly_lr', 'warmup_factor', 'source_config', 'committed_source_run',
+           'resolve_init', 'Trainer', 'train', 'fit', 'notebook_params']
 
 # %% ../nbs/09_trainers.ipynb #24fef222
 DATASET_DEFAULTS = {
@@ -61,6 +61,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     poly_power: float = 0.9
+    warmup_iters: int = 0          # linear learning-rate warm-up from 1e-6 x lr over the first steps (DAFormer: 1500)
     crop: Optional[tuple] = None
     scale: Optional[tuple] = None
     src_resize: Optional[tuple] = None
@@ -227,6 +228,11 @@ def poly_lr(base_lr, step, total, power=0.9):
     "Poly schedule: base_lr * (1 - step/total)^power."
     return base_lr * (1 - step / total) ** power
 
+def warmup_factor(step: int, warmup_iters: int, ratio: float = 1e-6) -> float:
+    "Linear warm-up (mmcv's, as DAFormer uses it): the factor rises from `ratio` at step 0 to 1 at `warmup_iters`."
+    if step >= warmup_iters: return 1.0
+    return 1 - (1 - step / warmup_iters) * (1 - ratio)
+
 # %% ../nbs/09_trainers.ipynb #ccd2cb53
 import json as _json
 COMMITTED_RUNS = Path(cda_nb.__file__).resolve().parents[1]/"reports"/"runs"   # in a clone of the kit (absent from a wheel)
@@ -387,7 +393,7 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
     steps_done = 0
     while self.step < stop:
         t0 = time.perf_counter()
-        lr = poly_lr(cfg.lr, *m.schedule(self.step, cfg.iters), cfg.poly_power)
+        lr = poly_lr(cfg.lr, *m.schedule(self.step, cfg.iters), cfg.poly_power) * warmup_factor(self.step, cfg.warmup_iters)
         for g in self.opt.param_groups: g["lr"] = lr * g.get("lr_mult", 1.0)
         m.before_step(self.step)
         if self._target_changed:                       # the method changed what the target stream carries

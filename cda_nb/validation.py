@@ -81,6 +81,8 @@ def validate_config(c: TrainConfig) -> TrainConfig:
     if not (_is_num(c.momentum) and 0 <= c.momentum < 1): bad("momentum", "must be a number in [0, 1)")
     if not (_is_num(c.weight_decay) and c.weight_decay >= 0): bad("weight_decay", "must be a number >= 0")
     if not (_is_num(c.poly_power) and c.poly_power >= 0): bad("poly_power", "must be a number >= 0")
+    if not (isinstance(c.warmup_iters, int) and not isinstance(c.warmup_iters, bool) and c.warmup_iters >= 0):
+        bad("warmup_iters", "must be an integer >= 0")
     for k in ("crop", "src_resize", "tgt_resize", "eval_size"): setattr(c, k, _pair(k, getattr(c, k)))
     if c.scale is not None:
         s = tuple(c.scale) if isinstance(c.scale, (list, tuple)) else (c.scale,)

@@ -4,15 +4,19 @@
 
 # %% ../../nbs/methods/dacs.ipynb #ed964860
 from __future__ import annotations
+from contextlib import contextmanager
+import numpy as np
 import torch
 import torch.nn.functional as F
-from ..core import mix_seed
-from ..data import IGNORE
+from ..core import mix_seed, cache_dir, CDAError
+from ..data import IGNORE, CLASSES19, _train_ids
 from ..losses import seg_ce
+from ..streams import presence_cache_key
 from ..trainers import Method, register, frozen_copy
 
 # %% auto #0
-__all__ = ['classmix_masks', 'mix', 'ema_update', 'DACS']
+__all__ = ['THING_CLASSES', 'classmix_masks', 'mix', 'ema_update', 'bn_mode_like', 'class_pixel_counts', 'rcs_probs',
+           'RareClassChoice', 'downscale_labels', 'feature_distance', 'DACS']
 
 # %% ../../nbs/methods/dacs.ipynb #92178447
 def classmix_masks(src_labels, g: torch.Generator) -> torch.Tensor:
@@ -41,50 +45,151 @@ def ema_update(teacher, student, step: int, alpha: float = 0.999):
         else: t.copy_(s)
     return a
 
+# %% ../../nbs/methods/dacs.ipynb #f1ff508f
+_BN = torch.nn.modules.batchnorm._BatchNorm
+
+@contextmanager
+def bn_mode_like(teacher, student):
+    "Within the block, each BatchNorm layer of `teacher` is in the train/eval mode of `student`'s, without updating running statistics."
+    pairs = [(t, s) for t, s in zip(teacher.modules(), student.modules()) if isinstance(t, _BN)]
+    saved = [(t.training, t.momentum) for t, _ in pairs]
+    for t, s in pairs: t.train(s.training); t.momentum = 0.0
+    try: yield teacher
+    finally:
+        for (t, _), (tr, mom) in zip(pairs, saved): t.train(tr); t.momentum = mom
+
+# %% ../../nbs/methods/dacs.ipynb #35b7f012
+def class_pixel_counts(ds, n_classes: int = 19, cache=None, progress: bool = False) -> np.ndarray:
+    "(N, C) int64: pixels of each train id in each item's label; `cache` (a .npy path) stores / reuses the table."
+    from pathlib import Path
+    from cda_nb.core import progress as bar, atomic_write_bytes
+    if cache is not None and Path(cache).is_file():
+        c = np.load(cache)
+        if c.shape == (len(ds), n_classes): return c
+    counts = np.zeros((len(ds), n_classes), np.int64)
+    for i in bar(range(len(ds)), desc="class pixel counts", disable=not progress, leave=False):
+        ids = np.asarray(_train_ids(ds, i)).ravel()
+        counts[i] = np.bincount(ids[ids < n_classes].astype(np.int64), minlength=n_classes)
+    if cache is not None:
+        import io
+        buf = io.BytesIO(); np.save(buf, counts); atomic_write_bytes(cache, buf.getvalue())
+    return counts
+
+def rcs_probs(counts, temperature: float = 0.01) -> np.ndarray:
+    "DAFormer eq. (6): P(c) ∝ exp((1 - f_c) / T), f_c = share of all labelled source pixels in class c; 0 for absent classes. (C,)"
+    tot = np.asarray(counts, np.float64).sum(0)
+    if tot.sum() <= 0: raise CDAError("rare-class sampling needs labelled source pixels; the source labels hold none")
+    f, present = tot / tot.sum(), tot > 0
+    z = np.where(present, (1 - f) / temperature, -np.inf)
+    p = np.exp(z - z[present].max())
+    return p / p.sum()
+
+# %% ../../nbs/methods/dacs.ipynb #55d55ec5
+class RareClassChoice:
+    "Rare-class sampling: `index(pos)` -> image index, deterministic in (seed, pos); P(c) by `rcs_probs`, then uniform among images rich in c."
+    def __init__(self, counts, temperature: float = 0.01, min_share: float = 0.0015, seed: int = 0):
+        counts = np.asarray(counts)
+        share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+        self.members = []
+        for c in range(counts.shape[1]):
+            m = np.flatnonzero(share[:, c] >= min_share)
+            self.members.append(torch.from_numpy(m if len(m) else np.flatnonzero(counts[:, c] > 0)))
+        p = rcs_probs(counts, temperature) * np.array([len(m) > 0 for m in self.members])
+        self.probs, self.seed = torch.from_numpy(p / p.sum()), seed
+    def class_at(self, pos: int) -> int: return self._draw(pos)[0]
+    def index(self, pos: int) -> int: return self._draw(pos)[1]
+    def _draw(self, pos):
+        g = torch.Generator().manual_seed(mix_seed(self.seed, 0x5C5, pos))
+        k = int(torch.multinomial(self.probs, 1, generator=g)); m = self.members[k]
+        return k, int(m[int(torch.randint(len(m), (1,), generator=g))])
+
+# %% ../../nbs/methods/dacs.ipynb #c2610e67
+THING_CLASSES = (6, 7, 11, 12, 13, 14, 15, 16, 17, 18)   # traffic light, sign, person, rider, car, truck, bus, train, motorcycle, bicycle
+
+def downscale_labels(labels, size, min_ratio: float = 0.75, n_classes: int = 19):
+    "(B,H,W) labels -> (B,h,w): a cell's majority class where it covers >= `min_ratio` of the cell, else ignore."
+    valid = labels != IGNORE
+    oh = F.one_hot(torch.where(valid, labels, 0).long(), n_classes).permute(0, 3, 1, 2).float() * valid[:, None]
+    share = F.adaptive_avg_pool2d(oh, size)
+    r, c = share.max(1)
+    return torch.where(r >= min_ratio, c, torch.full_like(c, IGNORE))
+
+def feature_distance(feats, ref_feats, labels, classes=THING_CLASSES, min_ratio: float = 0.75):
+    "Mean L2 distance between (B,D,h,w) `feats` and `ref_feats` over cells of `classes` (`labels` at image size); 0 with none."
+    y = downscale_labels(labels, feats.shape[-2:], min_ratio)
+    m = torch.isin(y, torch.tensor(classes, device=y.device))
+    if not m.any(): return feats.sum() * 0
+    d = (feats.float() - ref_feats.float()).norm(dim=1)
+    return d[m].mean()
+
 # %% ../../nbs/methods/dacs.ipynb #d07447c1
 @register
 class DACS(Method):
-    "Mean teacher + ClassMix + confidence-weighted pseudo labels (DACS, as in DAFormer)."
+    "Mean teacher + ClassMix + confidence-weighted pseudo labels (DACS, as in DAFormer), with RCS and feature distance."
     key, uses_target, default_init, lr_factor = "dacs", True, "source_only", 0.3
     @property
     def extra_augmentation(self):
         "What dacs adds to the shared policy (nothing in the `mix=False` ablation)."
         return "ClassMix (source classes pasted onto target), then the shared policy on the mix" if self.hp["mix"] else ""
-    defaults = dict(alpha=0.999, threshold=0.968, lambda_t=1.0, mix=True)
-    ranges = {"threshold": (0, 1, True, False)}      # a softmax confidence
+    defaults = dict(alpha=0.999, threshold=0.968, lambda_t=1.0, mix=True, teacher_bn="train",
+                    rcs_temperature=0.01, rcs_min_share=0.0015, lambda_fd=0.005)
+    ranges = {"threshold": (0, 1, True, False), "rcs_temperature": (0, None, True, False), "rcs_min_share": (0, 1, True, True)}
+    choices = {"teacher_bn": ("train", "eval")}
+
+    @classmethod
+    def check_params(cls, params):
+        super().check_params(params)
+        for k, ok in getattr(cls, "choices", {}).items():
+            if k in params and params[k] not in ok: raise CDAError(f"method_params.{k}={params[k]!r}: must be one of {', '.join(ok)}")
 
     def setup(self, trainer):
         super().setup(trainer)
         self.teacher = frozen_copy(trainer.model)
+        self.fd_ref = frozen_copy(trainer.model) if self.hp["lambda_fd"] > 0 else None   # the network as the run starts
         self._w = float("nan")
+
+    def source_chooser(self, trainer):
+        "Rare-class sampling (DAFormer) unless `rcs_temperature` is 0 or the run sets `source_sampling` itself."
+        c, ds = trainer.cfg, trainer.data.get("source")
+        if c.source_sampling or not self.hp["rcs_temperature"] or ds is None: return super().source_chooser(trainer)
+        counts = class_pixel_counts(ds, len(CLASSES19), cache=cache_dir()/f"pixel-counts-{presence_cache_key(ds)}.npy",
+                                    progress=c.progress)
+        return RareClassChoice(counts, self.hp["rcs_temperature"], self.hp["rcs_min_share"], c.seed)
 
     @torch.no_grad()
     def pseudo_labels(self, image):
-        "Teacher labels (B,H,W) and per-image weights (B,) for target images (B,3,H,W)."
-        prob = self.teacher(image).upsampled_logits(image.shape[-2:]).float().softmax(1)
-        conf, pl = prob.max(1)
+        "Teacher labels (B,H,W), confidences (B,H,W) and per-image weights (B,) for target images (B,3,H,W)."
+        if self.hp["teacher_bn"] == "train":
+            with bn_mode_like(self.teacher, self.trainer.model): lg = self.teacher(image)
+        else: lg = self.teacher(image)
+        conf, pl = lg.upsampled_logits(image.shape[-2:]).float().softmax(1).max(1)
         w = (conf > self.hp["threshold"]).float().mean((1, 2))
-        return pl, w
+        return pl, conf, w
 
-    def losses(self, src, tgt, step):
+    def step_outputs(self, src, tgt, step) -> tuple:
+        "(loss terms, dict of what was computed: out_s, out_m, y_m, paste mask, per-image weights w)."
         t, h = self.trainer, self.hp
         out_s = t.model(src["image"])
         terms = {"ce_src": seg_ce(out_s.logits, src["label"])}
-        pl, w = self.pseudo_labels(tgt["image_plain"])
+        if self.fd_ref is not None:
+            with torch.no_grad(): ref = self.fd_ref(src["image"]).feats
+            terms["fd"] = h["lambda_fd"] * feature_distance(out_s.feats, ref, src["label"])
+        pl, conf, w = self.pseudo_labels(tgt["image_plain"])
         if h["mix"]:
             g = torch.Generator().manual_seed(mix_seed(t.cfg.seed, 13, step, t.rank))
             m = classmix_masks(src["label"], g)
             x = t.augment_images(mix(m, src["image_plain"], tgt["image_plain"]), 13)
             y = mix(m, src["label"], pl)
-            pw = torch.where(m, torch.ones_like(m, dtype=torch.float), w[:, None, None].expand_as(m))
         else:                                            # ablation: plain mean teacher on the target batch
-            x, y, pw = tgt["image"], pl, w[:, None, None].expand_as(pl).float()
-        lg = t.model(x).upsampled_logits(y.shape[-2:]).float()
-        ce = F.cross_entropy(lg, y, ignore_index=IGNORE, reduction="none")
+            x, y, m = tgt["image"], pl, torch.zeros_like(pl, dtype=torch.bool)
+        pw = torch.where(m, torch.ones_like(m, dtype=torch.float), w[:, None, None].expand_as(m))
+        out_m = t.model(x)
+        ce = F.cross_entropy(out_m.upsampled_logits(y.shape[-2:]).float(), y, ignore_index=IGNORE, reduction="none")
         terms["ce_mix"] = h["lambda_t"] * (ce * pw).sum() / (y != IGNORE).sum().clamp_min(1)
         self._w = float(w.mean())
-        return terms
+        return terms, dict(out_s=out_s, out_m=out_m, y_m=y, mask=m, w=w)
 
+    def losses(self, src, tgt, step): return self.step_outputs(src, tgt, step)[0]
     def after_step(self, step): ema_update(self.teacher, self.trainer.model, step, self.hp["alpha"])
     def log_items(self): return {"pl_weight": round(self._w, 4)}
     def state_dict(self): return {"teacher": self.teacher.state_dict()}
