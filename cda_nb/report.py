@@ -107,7 +107,8 @@ ABLATION = [("self_training", "L_base (self-training, static CBST labels; class-
             ("bcl-t95", "full bcl at T = 0.95", {"threshold": 0.95}),
             ("bcl-decoder", "full bcl (T = 0.7) on post-ReLU decoder features (the kit's v1 choice)", {"feat": "decoder", "threshold": 0.7}),
             ("bcl-pooled", "full bcl (T = 0.7) with prototypes pooled over the batch (the kit's v1 choice)", {"pairwise": False, "threshold": 0.7}),
-            ("dacs", "dacs: mean teacher + ClassMix (uniform source sampling), EMA α = 0.999 (DAFormer)", {}),
+            ("dacs", "dacs: mean teacher + ClassMix, EMA α = 0.999, teacher BatchNorm in training mode, RCS, FD (DAFormer)", {}),
+            ("dacs-tbneval", "dacs with the teacher's BatchNorm on running statistics (the kit's earlier choice)", {"teacher_bn": "eval"}),
             ("dacs-a99", "dacs with EMA α = 0.99 (DACS's own value)", {"alpha": 0.99}),
             ("dacs-nomix", "dacs without ClassMix (a plain mean teacher on the target batch)", {"mix": False}),
             ("sdca", "sdca: bound (eq. 14) in the paper's form on raw vectors, τ = 30 (the default, chosen on val)", {}),
@@ -121,6 +122,10 @@ ABLATION = [("self_training", "L_base (self-training, static CBST labels; class-
             ("adabn-notbn", "control: source CE only, 500 more iterations, no target batch", {"target_bn": False}),
             ("adabn", "control: the same with target batches through BatchNorm (no target loss)", {}),
             ("adabn-recompute", "control: the same, then AdaBN's target-only BatchNorm statistics", {"recompute": True}),
+            ("cluda", "cluda: dacs + pixel InfoNCE on fused stages, stuff/thing separated, target anchors weighted by Γ (eqs. 2-6)", {}),
+            ("cluda-nogamma", "cluda, mixed-image term unweighted (Table 3a)", {"gamma": False}),
+            ("cluda-allpairs", "cluda, all pairs: stuff-stuff + thing-thing + stuff-thing (Table 3b)", {"pairs": "all"}),
+            ("cluda-stuff", "cluda, stuff pixels only: S-S (Table 3b)", {"pairs": "stuff"}),
             ("ucda", "ucda: full (eq. 7), teacher copied every 200 steps, expansion by weight", {}),
             ("ucda-noexp", "ucda without label expansion (Table 3)", {"expansion": False}),
             ("ucda-nocross", "ucda without the cross-domain term (eq. 6; Table 3)", {"cross_domain": False}),
@@ -344,7 +349,7 @@ def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=No
         figs["bias_norms.png"] = viz.plot_bias_norms(read_jsonl(bcl_log))
         lines += ["## Domain bias over training (bcl supplement Fig. 3)", "", "![bias norms](figures/bias_norms.png)", ""]
     if features:
-        ff = feature_figures(runs_dir, dataset, [m for m in ("source_only", "bcl", "dacs", "ucda") if m in runs], seed=0, out=out/"figures")
+        ff = feature_figures(runs_dir, dataset, [m for m in ("source_only", "bcl", "dacs", "cluda", "ucda") if m in runs], seed=0, out=out/"figures")
         if "tsne" in ff:
             lines += ["## Features (bcl Fig. 5) and prototype distances", "",
                       "Pixel features of source (o) and target val (x) images, coloured by ground-truth class (seed 0).", "",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every committed MiniCity result from scratch:
 #   3 seeds x {source_only, source_only-geo (geometric-only policy), oracle, self_training, bcl, bcl-t70 (the paper's T),
-#   dacs, sdca, clst, adabn (the target-BatchNorm control) and its notbn / recompute variants, ucda},
+#   dacs, cluda, sdca, clst, adabn (the target-BatchNorm control) and its notbn / recompute variants, ucda},
 #   the ablations (seed 0), then the report. MiniCity v2; numbers on target test with val beside.
 # Run from anywhere:  bash reports/minicity/regenerate.sh        (JOBS=2 runs two trainings at a time, one thread each)
 # Finished runs (metrics.json present) are kept and interrupted ones resume from their checkpoint, so an
@@ -39,7 +39,7 @@ printf '%s\n' "dacs 0" "self_training 0" "bcl 0" "dacs 1" "self_training 1" "bcl
   "adabn 0" "adabn 1" "adabn 2" "adabn 0 notbn - - {target_bn: false}" "adabn 1 notbn - - {target_bn: false}" \
   "adabn 2 notbn - - {target_bn: false}" "adabn 0 recompute - - {recompute: true}" "adabn 1 recompute - - {recompute: true}" \
   "adabn 2 recompute - - {recompute: true}" \
-  "ucda 0" "ucda 1" "ucda 2" \
+  "ucda 0" "ucda 1" "ucda 2" "cluda 0" "cluda 1" "cluda 2" \
   "bcl 0 t70 - - {threshold: 0.7}" "bcl 1 t70 - - {threshold: 0.7}" "bcl 2 t70 - - {threshold: 0.7}" \
   "oracle 1" "oracle 2" "source_only 0 geo geometric" "source_only 1 geo geometric" "source_only 2 geo geometric" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
@@ -50,6 +50,8 @@ printf '%s\n' "bcl 0 decoder - - {feat: decoder, threshold: 0.7}" "bcl 0 pooled 
   "sdca 0 tau3 - - {tau: 3.0}" "sdca 0 tau10 - - {tau: 10.0}" "sdca 1 tau10 - - {tau: 10.0}" "sdca 2 tau10 - - {tau: 10.0}" \
   "sdca 0 official - - {form: official, tau: 100.0}" "sdca 0 lovasz - - {lambda_feat: 0.0, lambda_out: 0.0}" "sdca 0 ssl - - {ssl_iters: 170}" \
   "self_training 0 noent - - {lambda_ent_s: 0.0, lambda_ent_t: 0.0}" "self_training 1 noent - - {lambda_ent_s: 0.0, lambda_ent_t: 0.0}" \
+  "cluda 0 nogamma - - {gamma: false}" "cluda 0 allpairs - - {pairs: all}" "cluda 0 stuff - - {pairs: stuff}" \
+  "dacs 0 tbneval - - {teacher_bn: eval}" \
   "ucda 0 noexp - - {expansion: false}" "ucda 0 nocl - - {in_domain: false, cross_domain: false}" "ucda 0 nocross - - {cross_domain: false}" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
 
