@@ -15,8 +15,8 @@ from .core import CDAError, check_choice, load_torch_file
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'MODELS', 'CAFFE_BGR_MEAN', 'INPUT_NORMS', 'SegOutput', 'conv_bn', 'ResBlock',
-           'Normalize', 'SmallSegNet', 'build_model', 'Bottleneck', 'ASPPSum', 'InputNorm', 'DeepLabV2', 'LoadReport',
-           'load_backbone']
+           'Normalize', 'SmallSegNet', 'build_model', 'batch_stats', 'Bottleneck', 'ASPPSum', 'InputNorm', 'DeepLabV2',
+           'LoadReport', 'load_backbone']
 
 # %% ../nbs/03_models.ipynb #54ef1fb4
 @dataclass
@@ -89,6 +89,22 @@ def build_model(name: str = "small", n_classes: int = 19, **kwargs) -> nn.Module
     "Build a segmentation network from `MODELS` by name."
     check_choice("model", name, MODELS)
     return MODELS[name](n_classes=n_classes, **kwargs)
+
+# %% ../nbs/03_models.ipynb #4e0673eb
+from contextlib import contextmanager
+_BN = nn.modules.batchnorm._BatchNorm
+
+@contextmanager
+def batch_stats(model: nn.Module):
+    "Within the block: `model` in eval mode except its trainable BatchNorm layers, which use batch statistics without updating running ones."
+    was = model.training
+    model.train(); bns = [m for m in model.modules() if isinstance(m, _BN) and m.training]
+    model.eval(); saved = [m.momentum for m in bns]
+    for m in bns: m.train(); m.momentum = 0.0
+    try: yield model
+    finally:
+        for m, mom in zip(bns, saved): m.momentum = mom
+        model.train(was)
 
 # %% ../nbs/03_models.ipynb #6bdf9ed1
 class Bottleneck(nn.Module):

@@ -4,19 +4,19 @@
 
 # %% ../../nbs/methods/dacs.ipynb #ed964860
 from __future__ import annotations
-from contextlib import contextmanager
 import numpy as np
 import torch
 import torch.nn.functional as F
 from ..core import mix_seed, cache_dir, CDAError
 from ..data import IGNORE, CLASSES19, _train_ids
 from ..losses import seg_ce
+from ..models import batch_stats
 from ..streams import presence_cache_key
 from ..trainers import Method, register, frozen_copy
 
 # %% auto #0
-__all__ = ['THING_CLASSES', 'classmix_masks', 'mix', 'ema_update', 'bn_mode_like', 'class_pixel_counts', 'rcs_probs',
-           'RareClassChoice', 'downscale_labels', 'feature_distance', 'DACS']
+__all__ = ['THING_CLASSES', 'classmix_masks', 'mix', 'ema_update', 'class_pixel_counts', 'rcs_probs', 'RareClassChoice',
+           'downscale_labels', 'feature_distance', 'DACS']
 
 # %% ../../nbs/methods/dacs.ipynb #92178447
 def classmix_masks(src_labels, g: torch.Generator) -> torch.Tensor:
@@ -45,20 +45,7 @@ def ema_update(teacher, student, step: int, alpha: float = 0.999):
         else: t.copy_(s)
     return a
 
-# %% ../../nbs/methods/dacs.ipynb #db83c51a
-_BN = torch.nn.modules.batchnorm._BatchNorm
-
-@contextmanager
-def bn_mode_like(teacher, student):
-    "Within the block, each BatchNorm layer of `teacher` is in the train/eval mode of `student`'s, without updating running statistics."
-    pairs = [(t, s) for t, s in zip(teacher.modules(), student.modules()) if isinstance(t, _BN)]
-    saved = [(t.training, t.momentum) for t, _ in pairs]
-    for t, s in pairs: t.train(s.training); t.momentum = 0.0
-    try: yield teacher
-    finally:
-        for (t, _), (tr, mom) in zip(pairs, saved): t.train(tr); t.momentum = mom
-
-# %% ../../nbs/methods/dacs.ipynb #3206a346
+# %% ../../nbs/methods/dacs.ipynb #5e2f1ef3
 def class_pixel_counts(ds, n_classes: int = 19, cache=None, progress: bool = False) -> np.ndarray:
     "(N, C) int64: pixels of each train id in each item's label; `cache` (a .npy path) stores / reuses the table."
     from pathlib import Path
@@ -84,7 +71,7 @@ def rcs_probs(counts, temperature: float = 0.01) -> np.ndarray:
     p = np.exp(z - z[present].max())
     return p / p.sum()
 
-# %% ../../nbs/methods/dacs.ipynb #1caf112c
+# %% ../../nbs/methods/dacs.ipynb #5034cb30
 class RareClassChoice:
     "Rare-class sampling: `index(pos)` -> image index, deterministic in (seed, pos); P(c) by `rcs_probs`, then uniform among images rich in c."
     def __init__(self, counts, temperature: float = 0.01, min_share: float = 0.0015, seed: int = 0):
@@ -103,7 +90,7 @@ class RareClassChoice:
         k = int(torch.multinomial(self.probs, 1, generator=g)); m = self.members[k]
         return k, int(m[int(torch.randint(len(m), (1,), generator=g))])
 
-# %% ../../nbs/methods/dacs.ipynb #38a8b7ce
+# %% ../../nbs/methods/dacs.ipynb #cd7d4626
 THING_CLASSES = (6, 7, 11, 12, 13, 14, 15, 16, 17, 18)   # traffic light, sign, person, rider, car, truck, bus, train, motorcycle, bicycle
 
 def downscale_labels(labels, size, min_ratio: float = 0.75, n_classes: int = 19):
@@ -160,7 +147,7 @@ class DACS(Method):
     def pseudo_labels(self, image):
         "Teacher labels (B,H,W), confidences (B,H,W) and per-image weights (B,) for target images (B,3,H,W)."
         if self.hp["teacher_bn"] == "train":
-            with bn_mode_like(self.teacher, self.trainer.model): lg = self.teacher(image)
+            with batch_stats(self.teacher): lg = self.teacher(image)
         else: lg = self.teacher(image)
         conf, pl = lg.upsampled_logits(image.shape[-2:]).float().softmax(1).max(1)
         w = (conf > self.hp["threshold"]).float().mean((1, 2))

@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from ..expansion import StaticLabels, PseudoLabeled
 from ..losses import seg_ce, entropy_loss
+from ..core import CDAError
 from ..metrics import label_density_accuracy
+from ..models import batch_stats
 from ..trainers import Method, register
 
 # %% auto #0
@@ -22,7 +24,14 @@ class SelfTraining(Method):
     source_sampling = "class_balanced"   # bcl's supplement (its eq. 1); L_base shares it so that L_base vs bcl changes one thing
     labeller = None                      # what labels the target (None: the model); bcl's distillation stage sets a teacher
     defaults = dict(lambda_seg_s=1.0, lambda_seg_t=1.0, lambda_ent_s=0.4, lambda_ent_t=0.4,
-                    cbst_p=0.2, cbst_cap=1.0, refresh_every=0)
+                    cbst_p=0.2, cbst_cap=1.0, refresh_every=0, label_bn="eval")
+    choices = {"label_bn": ("eval", "batch")}
+
+    @classmethod
+    def check_params(cls, params):
+        super().check_params(params)
+        for k, ok in getattr(cls, "choices", {}).items():
+            if k in params and params[k] not in ok: raise CDAError(f"method_params.{k}={params[k]!r}: must be one of {', '.join(ok)}")
 
     def setup(self, trainer):
         super().setup(trainer)
@@ -42,9 +51,16 @@ class SelfTraining(Method):
     def refresh(self, step):
         "Relabel every target image (CBST) with the current labeller (`self.labeller`, default the model)."
         t = self.trainer
-        self.store.refresh(self.labeller or t.logits, self.images, step, batch_size=t.cfg.eval_batch_size,
+        fn = self.labeller or (self.batch_logits if self.hp["label_bn"] == "batch" else t.logits)
+        self.store.refresh(fn, self.images, step, batch_size=t.cfg.eval_batch_size,
                            num_workers=t.cfg.num_workers)
         t.reload_target()                                           # the stream now carries new labels
+
+    @torch.no_grad()
+    def batch_logits(self, images):
+        "`label_bn=\"batch\"`: logits of the model with BatchNorm on each labelling batch's own statistics (as DAFormer's teacher)."
+        t = self.trainer
+        with batch_stats(t.model), t.autocast(): return t.model(images.to(t.device)).logits.float()
 
     def base_losses(self, src, tgt):
         "The four terms of eq. 11 and the two outputs."
