@@ -4,9 +4,11 @@
 
 # %% ../../nbs/methods/bcl.ipynb #bb0f9313
 from __future__ import annotations
+import contextlib
 import torch
 import torch.nn.functional as F
 from ..core import CDAError
+from ..models import batch_stats
 from ..data import CLASSES19
 from ..losses import seg_ce, fcl_loss, bcl_loss
 from ..prototypes import masked_mean, gather_pixels, ProtoBank
@@ -68,13 +70,17 @@ class BCL(SelfTraining):
         "Static labels come from the teacher during distillation, from the model before."
         if self.teacher is None: return None
         def lg(images):
-            with torch.no_grad(): return self.teacher(images.to(self.trainer.device)).logits.float()
+            with torch.no_grad(), self.teacher_bn(): return self.teacher(images.to(self.trainer.device)).logits.float()
         return lg
+
+    def teacher_bn(self):
+        "The teacher's BatchNorm follows `label_bn`: the statistics of the batch it labels (`batch`) or its running ones."
+        return batch_stats(self.teacher) if self.hp["label_bn"] == "batch" else contextlib.nullcontext()
 
     def distill_losses(self, src, tgt):
         "Supplement eq. 2: L_KD = L_base + KL(q_t || q_s) on the target batch."
         terms, _, out_t = self.base_losses(src, tgt)
-        with torch.no_grad(): q_t = self.teacher(tgt["image"]).logits.float().softmax(1)
+        with torch.no_grad(), self.teacher_bn(): q_t = self.teacher(tgt["image"]).logits.float().softmax(1)
         terms["kd"] = self.hp["lambda_kd"] * F.kl_div(out_t.logits.float().log_softmax(1), q_t, reduction="none").sum(1).mean()
         return terms
 

@@ -24,7 +24,7 @@ class SelfTraining(Method):
     source_sampling = "class_balanced"   # bcl's supplement (its eq. 1); L_base shares it so that L_base vs bcl changes one thing
     labeller = None                      # what labels the target (None: the model); bcl's distillation stage sets a teacher
     defaults = dict(lambda_seg_s=1.0, lambda_seg_t=1.0, lambda_ent_s=0.4, lambda_ent_t=0.4,
-                    cbst_p=0.2, cbst_cap=1.0, refresh_every=0, label_bn="eval")
+                    cbst_p=0.2, cbst_cap=1.0, refresh_every=0, label_bn="batch")
     choices = {"label_bn": ("eval", "batch")}
 
     @classmethod
