@@ -90,7 +90,7 @@ def build_model(name: str = "small", n_classes: int = 19, **kwargs) -> nn.Module
     check_choice("model", name, MODELS)
     return MODELS[name](n_classes=n_classes, **kwargs)
 
-# %% ../nbs/03_models.ipynb #6489aca9
+# %% ../nbs/03_models.ipynb #d12b5fe1
 from contextlib import contextmanager
 _BN = nn.modules.batchnorm._BatchNorm
 

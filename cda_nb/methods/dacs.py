@@ -45,7 +45,7 @@ def ema_update(teacher, student, step: int, alpha: float = 0.999):
         else: t.copy_(s)
     return a
 
-# %% ../../nbs/methods/dacs.ipynb #1be2b96e
+# %% ../../nbs/methods/dacs.ipynb #52d92674
 def class_pixel_counts(ds, n_classes: int = 19, cache=None, progress: bool = False) -> np.ndarray:
     "(N, C) int64: pixels of each train id in each item's label; `cache` (a .npy path) stores / reuses the table."
     from pathlib import Path
@@ -71,7 +71,7 @@ def rcs_probs(counts, temperature: float = 0.01) -> np.ndarray:
     p = np.exp(z - z[present].max())
     return p / p.sum()
 
-# %% ../../nbs/methods/dacs.ipynb #ed5593ab
+# %% ../../nbs/methods/dacs.ipynb #2f2c2811
 class RareClassChoice:
     "Rare-class sampling: `index(pos)` -> image index, deterministic in (seed, pos); P(c) by `rcs_probs`, then uniform among images rich in c."
     def __init__(self, counts, temperature: float = 0.01, min_share: float = 0.0015, seed: int = 0):
@@ -90,7 +90,7 @@ class RareClassChoice:
         k = int(torch.multinomial(self.probs, 1, generator=g)); m = self.members[k]
         return k, int(m[int(torch.randint(len(m), (1,), generator=g))])
 
-# %% ../../nbs/methods/dacs.ipynb #71759854
+# %% ../../nbs/methods/dacs.ipynb #3f924fe2
 THING_CLASSES = (6, 7, 11, 12, 13, 14, 15, 16, 17, 18)   # traffic light, sign, person, rider, car, truck, bus, train, motorcycle, bicycle
 
 def downscale_labels(labels, size, min_ratio: float = 0.75, n_classes: int = 19):
