@@ -15,7 +15,7 @@ def test_report_notebook(tiny_root, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     rep = tmp_path/"rep/minicity"
     txt = (rep/"README.md").read_text()
-    for s in ["| source_only |", "| bcl |", "## Benchmark calibration", "## Ablation (bcl Table 3)", "`bcl-fcl`",
+    for s in ["| source_only |", "| bcl |", "## Benchmark calibration", "## Ablations (bcl Table 3, cluda Table 3, ucda Table 3, controls)", "`bcl-fcl`",
               "## Pseudo labels on target train (bcl Table 4)", "| `bcl` | hybrid |", "![t-SNE](figures/tsne.png)", "hello"]:
         assert s in txt, s
     for f in ["miou_by_method.png", "calibration.png", "tsne.png", "umap.png", "proto_distances.png", "pseudo_label_curve.png", "bias_norms.png"]:
