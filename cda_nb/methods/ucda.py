@@ -154,7 +154,7 @@ class UCDA(Method):
     defaults = dict(lambda_t=0.1, alpha=0.1, tau=0.07, teacher_every=200, multiscale=True, scales=[0.5, 1.0],
                     adaptive=True, tau0=0.9, top=0.1, proj_dim=128, proj_hidden=256, mem_size=1000, mem_keys=64, anchors=16,
                     in_domain=True, cross_domain=True, expansion=True, expand_window=200, expand_rule="weight", expand_sim=0.9,
-                    teacher_bn="eval")
+                    teacher_bn="batch")
     ranges = {"alpha": (0, None, True, False), "teacher_every": (1, None, True, False), "tau0": (0, 1, False, True),
               "top": (0, 1, False, True), "proj_dim": (1, None, True, False), "proj_hidden": (1, None, True, False),
               "mem_size": (1, None, True, False), "mem_keys": (0, None, True, False), "anchors": (1, None, True, False), "expand_window": (1, None, True, False),
@@ -165,7 +165,7 @@ class UCDA(Method):
         super().check_params(params)
         r = params.get("expand_rule", "weight")
         if r not in EXPAND_RULES: raise CDAError(f"method_params.expand_rule={r!r}: choose one of {list(EXPAND_RULES)}")
-        if params.get("teacher_bn", "eval") not in ("eval", "batch"):
+        if params.get("teacher_bn", "batch") not in ("eval", "batch"):
             raise CDAError(f"method_params.teacher_bn={params['teacher_bn']!r}: choose one of ['eval', 'batch']")
         s = params.get("scales", [1.0])
         if not (isinstance(s, (list, tuple)) and s and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 4 for v in s)):
