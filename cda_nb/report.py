@@ -127,10 +127,10 @@ ABLATION = [("self_training", "L_base (self-training, static CBST labels on targ
             ("cluda-nogamma", "cluda, mixed-image term unweighted (Table 3a)", {"gamma": False}),
             ("cluda-allpairs", "cluda, all pairs: stuff-stuff + thing-thing + stuff-thing (Table 3b)", {"pairs": "all"}),
             ("cluda-stuff", "cluda, stuff pixels only: S-S (Table 3b)", {"pairs": "stuff"}),
-            ("ucda", "ucda: full (eq. 7), teacher copied every 200 steps, expansion by weight", {}),
-            ("ucda-noexp", "ucda without label expansion (Table 3)", {"expansion": False}),
-            ("ucda-nocross", "ucda without the cross-domain term (eq. 6; Table 3)", {"cross_domain": False}),
-            ("ucda-nocl", "ucda without both contrastive terms (self-training with its teacher and thresholds; Table 3)", {"in_domain": False, "cross_domain": False})]
+            ("ucda", "ucda: full (eq. 7), teacher labels on target-batch BatchNorm statistics, teacher copied every 200 steps, expansion by weight", {}),
+            ("ucda-noexp", "ucda without label expansion (Table 3) †", {"expansion": False}),
+            ("ucda-nocross", "ucda without the cross-domain term (eq. 6; Table 3) †", {"cross_domain": False}),
+            ("ucda-nocl", "ucda without both contrastive terms (self-training with its teacher and thresholds; Table 3) †", {"in_domain": False, "cross_domain": False})]
 
 def ablation_table(runs: dict, rows=ABLATION) -> str:
     "Markdown table of mIoU (mean ± std over seeds) on test (when the runs have it) and val for the ablation rows that have runs."
@@ -338,8 +338,9 @@ def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=No
         tab = ablation_table(runs)
         lines += ["## Ablations (bcl Table 3, cluda Table 3, ucda Table 3, controls)", "", tab]
         if "†" in tab:
-            lines += ["† run before `label_bn` existed: its static labels used the running (source-dominated) BatchNorm "
-                      "statistics, as `self_training-lbneval`; compare it with that row, not with the defaults.", ""]
+            lines += ["† run before its method labelled the target with target-batch BatchNorm statistics (`label_bn` of "
+                      "self_training and bcl, `teacher_bn` of ucda): its labels used the running (source-dominated) statistics, "
+                      "as `self_training-lbneval`; compare it with that row and with the other † rows, not with the defaults.", ""]
     if any(m.get("pseudo_labels") for ms in runs.values() for m in ms):
         lines += ["## Pseudo labels on target train (bcl Table 4)", "",
                   "Measured after training against target-train ground truth, for analysis only (the labels never enter training).", "",
