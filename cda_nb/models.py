@@ -99,11 +99,13 @@ def batch_stats(model: nn.Module):
     "Within the block: `model` in eval mode except its trainable BatchNorm layers, which use batch statistics without updating running ones."
     was = model.training
     model.train(); bns = [m for m in model.modules() if isinstance(m, _BN) and m.training]
-    model.eval(); saved = [m.momentum for m in bns]
+    model.eval(); saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in bns]
     for m in bns: m.train(); m.momentum = 0.0
     try: yield model
     finally:
-        for m, mom in zip(bns, saved): m.momentum = mom
+        for m, (mom, n) in zip(bns, saved):
+            m.momentum = mom
+            if n is not None: m.num_batches_tracked.copy_(n)      # a train-mode forward counts a batch even at momentum 0
         model.train(was)
 
 # %% ../nbs/03_models.ipynb #6bdf9ed1
