@@ -21,12 +21,12 @@ def pixel_infonce(za, ya, zk, yk, tau: float = 1.0, allowed=None, is_self=None) 
     "Eq. 2 for anchors `za` (A,D) labelled `ya` against keys `zk` (K,D) labelled `yk`: (per-anchor loss (A,), has-positive (A,) bool)."
     sim = za @ zk.t() / tau
     same = ya[:, None] == yk[None]
-    ok = torch.ones_like(same) if allowed is None else allowed
-    pos = same & ok if is_self is None else same & ok & ~is_self
-    neg = ~same & ok
+    pos, neg = (same, ~same) if allowed is None else (same & allowed, ~same & allowed)
+    if is_self is not None: pos = pos & ~is_self
     s = sim - sim.max(1, keepdim=True).values.detach()
-    negsum = (s.exp() * neg).sum(1, keepdim=True)
-    nll = -s + torch.log(s.exp() + negsum)                      # -log(e^s / (e^s + sum over negatives))
+    e = s.exp()
+    negsum = (e * neg).sum(1, keepdim=True)
+    nll = -s + torch.log(e + negsum)                            # -log(e^s / (e^s + sum over negatives))
     npos = pos.sum(1)
     return (nll * pos).sum(1) / npos.clamp_min(1), npos > 0
 
