@@ -104,6 +104,7 @@ class Method:
     lr_factor: float = 1.0         # default lr = dataset base lr x this (adaptation from a source model: 0.3)
     extra_augmentation: str = ""   # what the method adds to the shared policy (e.g. ClassMix), listed in the report
     defaults: dict = {}
+    choices: dict = {}             # parameter -> its allowed values (e.g. dacs's teacher_bn: ("train", "eval"))
 
     def __init__(self, **params):
         self.check_params(params)
@@ -114,6 +115,9 @@ class Method:
         bad = [k for k in params if k not in cls.defaults]
         if bad: raise CDAError(f"method {cls.key!r} has no parameter(s) {bad}; "
                                f"valid: {', '.join(cls.defaults) or '(none)'}")
+        for k, ok in cls.choices.items():                 # string parameters with a fixed set of values
+            if k in params and params[k] not in ok:
+                raise CDAError(f"method_params.{k}={params[k]!r}: must be one of {', '.join(map(str, ok))}")
 
     def setup(self, trainer):
         "Build teachers, banks and heads; `trainer.model` and `trainer.device` exist."

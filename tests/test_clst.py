@@ -132,26 +132,8 @@ def test_shipped_configs(dataset):
 
 def test_clst_sigkill_and_resume(tiny_root, tmp_path):
     "As tests/test_resume.py, for clst: a run killed (SIGKILL) mid-way and resumed ends with the same weights and store."
-    import os, signal, subprocess, sys, time
-    from conftest import ROOT
-    def cmd(out):
-        return [sys.executable, "-c", "import cda_nb.methods.clst; from cda_nb.trainers import train; "
-                f"train(method='clst', data_root={str(tiny_root)!r}, out_dir={str(out)!r}, iters=24, init_iters=3, batch_size=2, "
-                "crop=(48, 48), log_every=1, ckpt_every=4, progress=False, figures=False, analysis=False, eval_batch_size=4)"]
-    ref = subprocess.run(cmd(tmp_path/"ref"), cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert ref.returncode == 0, ref.stderr
-    run = tmp_path/"killed/minicity/clst/seed0"
-    p = subprocess.Popen(cmd(tmp_path/"killed"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t0 = time.time()
-    while time.time() - t0 < 300:
-        log = run/"log.jsonl"
-        if (run/"checkpoint.pt").exists() and log.exists() and len(log.read_text().splitlines()) >= 10: break
-        time.sleep(0.02)
-    p.send_signal(signal.SIGKILL); p.wait()
-    assert not (run/"metrics.json").exists(), "the run finished before it could be killed"
-    assert 0 < torch.load(run/"checkpoint.pt", weights_only=True)["step"] < 24
-    res = subprocess.run(cmd(tmp_path/"killed"), cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    a = json.loads((tmp_path/"ref/minicity/clst/seed0/metrics.json").read_text()); b = json.loads((run/"metrics.json").read_text())
+    from conftest import kill_and_resume
+    ref, run = kill_and_resume(tiny_root, tmp_path, "clst")
+    a = json.loads((ref/"metrics.json").read_text()); b = json.loads((run/"metrics.json").read_text())
     assert a["miou"] == b["miou"] and a["ensemble_store"] == b["ensemble_store"]
     assert _same(_weights(tmp_path/"ref", "clst"), _weights(tmp_path/"killed", "clst"))

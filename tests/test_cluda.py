@@ -79,27 +79,9 @@ def test_cluda_needs_levels_or_feats(tiny_root, tmp_path):
 @pytest.mark.parametrize("method", ["dacs", "cluda"])
 def test_sigkill_and_resume(tiny_root, tmp_path, method):
     "As tests/test_resume.py, for dacs and cluda: a run killed mid-way and resumed ends with the same weights, teacher and fusion module."
-    import signal, subprocess, sys, time
-    from conftest import ROOT
-    def cmd(out):
-        return [sys.executable, "-c", "from cda_nb.trainers import train; "
-                f"train(method={method!r}, data_root={str(tiny_root)!r}, out_dir={str(out)!r}, iters=24, init_iters=3, batch_size=2, "
-                "crop=(48, 48), log_every=1, ckpt_every=4, progress=False, figures=False, analysis=False, eval_batch_size=4)"]
-    ref = subprocess.run(cmd(tmp_path/"ref"), cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert ref.returncode == 0, ref.stderr
-    run = tmp_path/f"killed/minicity/{method}/seed0"
-    p = subprocess.Popen(cmd(tmp_path/"killed"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t0 = time.time()
-    while time.time() - t0 < 300:
-        log = run/"log.jsonl"
-        if (run/"checkpoint.pt").exists() and log.exists() and len(log.read_text().splitlines()) >= 10: break
-        time.sleep(0.02)
-    p.send_signal(signal.SIGKILL); p.wait()
-    assert not (run/"metrics.json").exists(), "the run finished before it could be killed"
-    assert 0 < torch.load(run/"checkpoint.pt", weights_only=True)["step"] < 24
-    res = subprocess.run(cmd(tmp_path/"killed"), cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    a = json.loads((tmp_path/f"ref/minicity/{method}/seed0/metrics.json").read_text()); b = json.loads((run/"metrics.json").read_text())
+    from conftest import kill_and_resume
+    ref, run = kill_and_resume(tiny_root, tmp_path, method)
+    a = json.loads((ref/"metrics.json").read_text()); b = json.loads((run/"metrics.json").read_text())
     assert a["miou"] == b["miou"] and a["per_class_iou"] == b["per_class_iou"]
     assert _same(_weights(tmp_path/"ref", method), _weights(tmp_path/"killed", method))
 

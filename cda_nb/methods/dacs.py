@@ -123,12 +123,6 @@ class DACS(Method):
     ranges = {"threshold": (0, 1, True, False), "rcs_temperature": (0, None, True, False), "rcs_min_share": (0, 1, True, True)}
     choices = {"teacher_bn": ("train", "eval")}
 
-    @classmethod
-    def check_params(cls, params):
-        super().check_params(params)
-        for k, ok in getattr(cls, "choices", {}).items():
-            if k in params and params[k] not in ok: raise CDAError(f"method_params.{k}={params[k]!r}: must be one of {', '.join(ok)}")
-
     def setup(self, trainer):
         super().setup(trainer)
         self.teacher = frozen_copy(trainer.model)

@@ -8,7 +8,6 @@ import numpy as np
 import torch
 from ..expansion import StaticLabels, PseudoLabeled
 from ..losses import seg_ce, entropy_loss
-from ..core import CDAError
 from ..metrics import label_density_accuracy
 from ..models import batch_stats
 from ..trainers import Method, register
@@ -26,12 +25,6 @@ class SelfTraining(Method):
     defaults = dict(lambda_seg_s=1.0, lambda_seg_t=1.0, lambda_ent_s=0.4, lambda_ent_t=0.4,
                     cbst_p=0.2, cbst_cap=1.0, refresh_every=0, label_bn="batch")
     choices = {"label_bn": ("eval", "batch")}
-
-    @classmethod
-    def check_params(cls, params):
-        super().check_params(params)
-        for k, ok in getattr(cls, "choices", {}).items():
-            if k in params and params[k] not in ok: raise CDAError(f"method_params.{k}={params[k]!r}: must be one of {', '.join(ok)}")
 
     def setup(self, trainer):
         super().setup(trainer)

@@ -31,7 +31,8 @@ export -f run runline
 
 # stage 1: the source-only models every adapting method starts from; stage 2: the adapting methods (each starts
 # from the source-only run of its seed), the oracle and the geometric-only source-only; stage 3: ablations on seed 0
-# (names match cda_nb.report.ABLATION). Columns: method seed tag policy threads method_params ("-" = default).
+# (names match cda_nb.report.ABLATION; the rows marked † there were run with labels on running BatchNorm statistics,
+# which their lines below request explicitly: label_bn / teacher_bn: eval). Columns: method seed tag policy threads method_params ("-" = default).
 printf '%s\n' "source_only 0" "source_only 1" "source_only 2" "oracle 0" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
 printf '%s\n' "dacs 0" "self_training 0" "bcl 0" "dacs 1" "self_training 1" "bcl 1" "dacs 2" "self_training 2" "bcl 2" \
@@ -40,19 +41,21 @@ printf '%s\n' "dacs 0" "self_training 0" "bcl 0" "dacs 1" "self_training 1" "bcl
   "adabn 2 notbn - - {target_bn: false}" "adabn 0 recompute - - {recompute: true}" "adabn 1 recompute - - {recompute: true}" \
   "adabn 2 recompute - - {recompute: true}" \
   "ucda 0" "ucda 1" "ucda 2" "cluda 0" "cluda 1" "cluda 2" \
-  "bcl 0 t70 - - {threshold: 0.7}" "bcl 1 t70 - - {threshold: 0.7}" "bcl 2 t70 - - {threshold: 0.7}" \
+  "bcl 0 t70 - - {threshold: 0.7, label_bn: eval}" "bcl 1 t70 - - {threshold: 0.7, label_bn: eval}" "bcl 2 t70 - - {threshold: 0.7, label_bn: eval}" \
   "oracle 1" "oracle 2" "source_only 0 geo geometric" "source_only 1 geo geometric" "source_only 2 geo geometric" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
-printf '%s\n' "bcl 0 decoder - - {feat: decoder, threshold: 0.7}" "bcl 0 pooled - - {pairwise: false, threshold: 0.7}" \
-  "bcl 0 fcl - - {lambda_bc: 0.0, dynamic: false}" "bcl 0 dyn_nocal - - {calibrate: false, threshold: 0.7}" "dacs 0 nomix - - {mix: false}" \
-  "bcl 0 fcl_bcl - - {dynamic: false}" "bcl 1 fcl_bcl - - {dynamic: false}" "bcl 2 fcl_bcl - - {dynamic: false}" \
-  "bcl 0 t80 - - {threshold: 0.8}" "bcl 0 t95 - - {threshold: 0.95}" "dacs 0 a99 - - {alpha: 0.99}" "self_training 0 thr2 - 2" \
+printf '%s\n' "bcl 0 decoder - - {feat: decoder, threshold: 0.7, label_bn: eval}" "bcl 0 pooled - - {pairwise: false, threshold: 0.7, label_bn: eval}" \
+  "bcl 0 fcl - - {lambda_bc: 0.0, dynamic: false, label_bn: eval}" "bcl 0 dyn_nocal - - {calibrate: false, threshold: 0.7, label_bn: eval}" "dacs 0 nomix - - {mix: false}" \
+  "bcl 0 fcl_bcl - - {dynamic: false, label_bn: eval}" "bcl 1 fcl_bcl - - {dynamic: false, label_bn: eval}" "bcl 2 fcl_bcl - - {dynamic: false, label_bn: eval}" \
+  "bcl 0 t80 - - {threshold: 0.8, label_bn: eval}" "bcl 0 t95 - - {threshold: 0.95, label_bn: eval}" "dacs 0 a99 - - {alpha: 0.99}" "self_training 0 thr2 - 2" \
   "sdca 0 tau3 - - {tau: 3.0}" "sdca 0 tau10 - - {tau: 10.0}" "sdca 1 tau10 - - {tau: 10.0}" "sdca 2 tau10 - - {tau: 10.0}" \
   "sdca 0 official - - {form: official, tau: 100.0}" "sdca 0 lovasz - - {lambda_feat: 0.0, lambda_out: 0.0}" "sdca 0 ssl - - {ssl_iters: 170}" \
-  "self_training 0 noent - - {lambda_ent_s: 0.0, lambda_ent_t: 0.0}" "self_training 1 noent - - {lambda_ent_s: 0.0, lambda_ent_t: 0.0}" \
+  "self_training 0 noent - - {lambda_ent_s: 0.0, lambda_ent_t: 0.0, label_bn: eval}" "self_training 1 noent - - {lambda_ent_s: 0.0, lambda_ent_t: 0.0, label_bn: eval}" \
+  "self_training 0 lbneval - - {label_bn: eval}" \
   "cluda 0 nogamma - - {gamma: false}" "cluda 0 allpairs - - {pairs: all}" "cluda 0 stuff - - {pairs: stuff}" \
   "dacs 0 tbneval - - {teacher_bn: eval}" \
-  "ucda 0 noexp - - {expansion: false}" "ucda 0 nocl - - {in_domain: false, cross_domain: false}" "ucda 0 nocross - - {cross_domain: false}" |
+  "ucda 0 noexp - - {expansion: false, teacher_bn: eval}" "ucda 0 nocl - - {in_domain: false, cross_domain: false, teacher_bn: eval}" \
+  "ucda 0 nocross - - {cross_domain: false, teacher_bn: eval}" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
 
 papermill nbs/report.ipynb "$NB/report.ipynb" -p dataset minicity -p runs_dir "$RUNS" -p report_dir reports --cwd . \
