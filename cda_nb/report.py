@@ -127,6 +127,7 @@ ABLATION = [("self_training", "L_base (self-training, static CBST labels on targ
             ("cluda-nogamma", "cluda, mixed-image term unweighted (Table 3a)", {"gamma": False}),
             ("cluda-allpairs", "cluda, all pairs: stuff-stuff + thing-thing + stuff-thing (Table 3b)", {"pairs": "all"}),
             ("cluda-stuff", "cluda, stuff pixels only: S-S (Table 3b)", {"pairs": "stuff"}),
+            ("cluda-tau01", "cluda with τ = 0.1 (ContrastiveSeg's; the official CLUDA code uses 1)", {"tau": 0.1}),
             ("ucda", "ucda: full (eq. 7), teacher labels on target-batch BatchNorm statistics, teacher copied every 200 steps, expansion by weight", {}),
             ("ucda-noexp", "ucda without label expansion (Table 3) †", {"expansion": False}),
             ("ucda-nocross", "ucda without the cross-domain term (eq. 6; Table 3) †", {"cross_domain": False}),

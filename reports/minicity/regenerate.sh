@@ -52,7 +52,7 @@ printf '%s\n' "bcl 0 decoder - - {feat: decoder, threshold: 0.7, label_bn: eval}
   "sdca 0 official - - {form: official, tau: 100.0}" "sdca 0 lovasz - - {lambda_feat: 0.0, lambda_out: 0.0}" "sdca 0 ssl - - {ssl_iters: 170}" \
   "self_training 0 noent - - {lambda_ent_s: 0.0, lambda_ent_t: 0.0, label_bn: eval}" "self_training 1 noent - - {lambda_ent_s: 0.0, lambda_ent_t: 0.0, label_bn: eval}" \
   "self_training 0 lbneval - - {label_bn: eval}" \
-  "cluda 0 nogamma - - {gamma: false}" "cluda 0 allpairs - - {pairs: all}" "cluda 0 stuff - - {pairs: stuff}" \
+  "cluda 0 nogamma - - {gamma: false}" "cluda 0 allpairs - - {pairs: all}" "cluda 0 stuff - - {pairs: stuff}" "cluda 0 tau01 - - {tau: 0.1}" \
   "dacs 0 tbneval - - {teacher_bn: eval}" \
   "ucda 0 noexp - - {expansion: false, teacher_bn: eval}" "ucda 0 nocl - - {in_domain: false, cross_domain: false, teacher_bn: eval}" \
   "ucda 0 nocross - - {cross_domain: false, teacher_bn: eval}" |
