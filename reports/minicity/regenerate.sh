@@ -47,7 +47,7 @@ printf '%s\n' "dacs 0" "self_training 0" "bcl 0" "dacs 1" "self_training 1" "bcl
 printf '%s\n' "bcl 0 decoder - - {feat: decoder, threshold: 0.7, label_bn: eval}" "bcl 0 pooled - - {pairwise: false, threshold: 0.7, label_bn: eval}" \
   "bcl 0 fcl - - {lambda_bc: 0.0, dynamic: false, label_bn: eval}" "bcl 0 dyn_nocal - - {calibrate: false, threshold: 0.7, label_bn: eval}" "dacs 0 nomix - - {mix: false}" \
   "bcl 0 fcl_bcl - - {dynamic: false, label_bn: eval}" "bcl 1 fcl_bcl - - {dynamic: false, label_bn: eval}" "bcl 2 fcl_bcl - - {dynamic: false, label_bn: eval}" \
-  "bcl 0 t80 - - {threshold: 0.8, label_bn: eval}" "bcl 0 t95 - - {threshold: 0.95, label_bn: eval}" "dacs 0 a99 - - {alpha: 0.99}" "self_training 0 thr2 - 2" \
+  "bcl 0 t80 - - {threshold: 0.8, label_bn: eval}" "bcl 0 t95 - - {threshold: 0.95}" "bcl 0 t98 - - {threshold: 0.98}" "dacs 0 a99 - - {alpha: 0.99}" "self_training 0 thr2 - 2" \
   "sdca 0 tau3 - - {tau: 3.0}" "sdca 0 tau10 - - {tau: 10.0}" "sdca 1 tau10 - - {tau: 10.0}" "sdca 2 tau10 - - {tau: 10.0}" \
   "sdca 0 official - - {form: official, tau: 100.0}" "sdca 0 lovasz - - {lambda_feat: 0.0, lambda_out: 0.0}" "sdca 0 ssl - - {ssl_iters: 170}" \
   "self_training 0 noent - - {lambda_ent_s: 0.0, lambda_ent_t: 0.0, label_bn: eval}" "self_training 1 noent - - {lambda_ent_s: 0.0, lambda_ent_t: 0.0, label_bn: eval}" \
