@@ -95,8 +95,9 @@ from contextlib import contextmanager
 _BN = nn.modules.batchnorm._BatchNorm
 
 @contextmanager
-def batch_stats(model: nn.Module):
+def batch_stats(model: nn.Module, enabled: bool = True):
     "Within the block: `model` in eval mode except its trainable BatchNorm layers, which use batch statistics without updating running ones."
+    if not enabled: yield model; return                        # the caller's choice of running statistics: nothing changes
     was = model.training
     model.train(); bns = [m for m in model.modules() if isinstance(m, _BN) and m.training]
     model.eval(); saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in bns]

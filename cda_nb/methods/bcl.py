@@ -4,7 +4,6 @@
 
 # %% ../../nbs/methods/bcl.ipynb #bb0f9313
 from __future__ import annotations
-import contextlib
 import torch
 import torch.nn.functional as F
 from ..core import CDAError
@@ -75,7 +74,7 @@ class BCL(SelfTraining):
 
     def teacher_bn(self):
         "The teacher's BatchNorm follows `label_bn`: the statistics of the batch it labels (`batch`) or its running ones."
-        return batch_stats(self.teacher) if self.hp["label_bn"] == "batch" else contextlib.nullcontext()
+        return batch_stats(self.teacher, self.hp["label_bn"] == "batch")
 
     def distill_losses(self, src, tgt):
         "Supplement eq. 2: L_KD = L_base + KL(q_t || q_s) on the target batch."

@@ -91,7 +91,9 @@ class RareClassChoice:
         return k, int(m[int(torch.randint(len(m), (1,), generator=g))])
 
 # %% ../../nbs/methods/dacs.ipynb #3f924fe2
-THING_CLASSES = (6, 7, 11, 12, 13, 14, 15, 16, 17, 18)   # traffic light, sign, person, rider, car, truck, bus, train, motorcycle, bicycle
+# DAFormer's (and CLUDA's) thing classes: traffic light, sign, person, rider, car, truck, bus, train, motorcycle, bicycle.
+# Not `data.THING19` (Cityscapes' has_instances), which leaves out traffic light and sign: the official lists are followed.
+THING_CLASSES = (6, 7, 11, 12, 13, 14, 15, 16, 17, 18)
 
 def downscale_labels(labels, size, min_ratio: float = 0.75, n_classes: int = 19):
     "(B,H,W) labels -> (B,h,w): a cell's majority class where it covers >= `min_ratio` of the cell, else ignore."
@@ -139,13 +141,11 @@ class DACS(Method):
 
     @torch.no_grad()
     def pseudo_labels(self, image):
-        "Teacher labels (B,H,W), confidences (B,H,W) and per-image weights (B,) for target images (B,3,H,W)."
-        if self.hp["teacher_bn"] == "train":
-            with batch_stats(self.teacher): lg = self.teacher(image)
-        else: lg = self.teacher(image)
+        "Teacher labels (B,H,W) and per-image weights (B,) for target images (B,3,H,W)."
+        with batch_stats(self.teacher, self.hp["teacher_bn"] == "train"): lg = self.teacher(image)
         conf, pl = lg.upsampled_logits(image.shape[-2:]).float().softmax(1).max(1)
         w = (conf > self.hp["threshold"]).float().mean((1, 2))
-        return pl, conf, w
+        return pl, w
 
     def step_outputs(self, src, tgt, step) -> tuple:
         "(loss terms, dict of what was computed: out_s, out_m, y_m, paste mask, per-image weights w)."
@@ -155,7 +155,7 @@ class DACS(Method):
         if self.fd_ref is not None:
             with torch.no_grad(): ref = self.fd_ref(src["image"]).feats
             terms["fd"] = h["lambda_fd"] * feature_distance(out_s.feats, ref, src["label"])
-        pl, conf, w = self.pseudo_labels(tgt["image_plain"])
+        pl, w = self.pseudo_labels(tgt["image_plain"])
         if h["mix"]:
             g = torch.Generator().manual_seed(mix_seed(t.cfg.seed, 13, step, t.rank))
             m = classmix_masks(src["label"], g)

@@ -4,7 +4,6 @@
 
 # %% ../../nbs/methods/ucda.ipynb #05ff1053
 from __future__ import annotations
-import contextlib
 import copy
 import numpy as np
 import torch
@@ -155,6 +154,7 @@ class UCDA(Method):
                     adaptive=True, tau0=0.9, top=0.1, proj_dim=128, proj_hidden=256, mem_size=1000, mem_keys=64, anchors=16,
                     in_domain=True, cross_domain=True, expansion=True, expand_window=200, expand_rule="weight", expand_sim=0.9,
                     teacher_bn="batch")
+    choices = {"teacher_bn": ("eval", "batch")}
     ranges = {"alpha": (0, None, True, False), "teacher_every": (1, None, True, False), "tau0": (0, 1, False, True),
               "top": (0, 1, False, True), "proj_dim": (1, None, True, False), "proj_hidden": (1, None, True, False),
               "mem_size": (1, None, True, False), "mem_keys": (0, None, True, False), "anchors": (1, None, True, False), "expand_window": (1, None, True, False),
@@ -165,8 +165,6 @@ class UCDA(Method):
         super().check_params(params)
         r = params.get("expand_rule", "weight")
         if r not in EXPAND_RULES: raise CDAError(f"method_params.expand_rule={r!r}: choose one of {list(EXPAND_RULES)}")
-        if params.get("teacher_bn", "batch") not in ("eval", "batch"):
-            raise CDAError(f"method_params.teacher_bn={params['teacher_bn']!r}: choose one of ['eval', 'batch']")
         s = params.get("scales", [1.0])
         if not (isinstance(s, (list, tuple)) and s and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 4 for v in s)):
             raise CDAError(f"method_params.scales={s!r} must be a non-empty list of numbers in (0, 4], e.g. [0.75, 1.0, 1.25]")
@@ -192,7 +190,7 @@ class UCDA(Method):
         "Teacher labels (B,H,W) of target crops, multi-scale with adaptive thresholds (before expansion); also omega (B,H,W), tau (C,), teacher features."
         h = self.hp
         self.teacher.eval()
-        with (batch_stats(self.teacher) if h["teacher_bn"] == "batch" else contextlib.nullcontext()):   # BatchNorm: see the table
+        with batch_stats(self.teacher, h["teacher_bn"] == "batch"):                                     # BatchNorm: see the table
             probs, feats = multiscale_probs(self.teacher, image, self.scales)
         y, thr = adaptive_labels(probs, h["top"], h["tau0"], h["adaptive"])
         w = probs.gather(1, y.clamp_max(probs.shape[1] - 1)[:, None])[:, 0] * (y != IGNORE)     # omega(f, c) of eq. 2
