@@ -19,8 +19,8 @@ __all__ = ['IGNORE', 'Label', 'CS_LABELS', 'CLASSES19', 'PALETTE19', 'THING19', 
            'CITYSCAPES_LAYOUT', 'SYNTHIA_LAYOUT', 'AUG_DEFAULTS', 'AUG_POLICIES', 'colorize', 'map_ids', 'read_image',
            'read_gta5_label', 'read_cityscapes_label', 'write_gta5_label', 'write_cityscapes_label', 'to_image_tensor',
            'to_label_tensor', 'JointTransform', 'GTA5', 'Cityscapes', 'read_png', 'write_png16', 'read_synthia_label',
-           'write_synthia_label', 'SYNTHIA', 'class_presence', 'class_balanced_probs', 'ClassBalancedChoice',
-           'png_size', 'check_files', 'photometric']
+           'write_synthia_label', 'SYNTHIA', 'label_table', 'class_presence', 'class_pixel_counts',
+           'class_balanced_probs', 'ClassBalancedChoice', 'png_size', 'check_files', 'photometric']
 
 # %% ../nbs/01_data.ipynb #d14e0bd7
 IGNORE = 255
@@ -416,23 +416,31 @@ def _train_ids(ds, i) -> np.ndarray:
     lab = item['label']
     return lab.numpy() if isinstance(lab, torch.Tensor) else np.asarray(lab)
 
-def class_presence(dataset, n_classes=19, cache=None, progress=True) -> np.ndarray:
-    "Bool (N, C): which train ids occur in each item's label; `cache` (a .npy path) stores / reuses the table."
+def label_table(dataset, row, n_classes=19, dtype=np.bool_, cache=None, progress=True, what='class presence') -> np.ndarray:
+    "(N, C) table with `row(train_ids, n_classes)` for each item's label; `cache` (a .npy path) stores / reuses the table."
     n = len(dataset)
     if cache is not None and Path(cache).is_file():
-        pres = np.load(cache)
-        if pres.shape == (n, n_classes) and pres.dtype == np.bool_: return pres
-        warnings.warn(f"{cache}: cached class presence has shape {pres.shape}, expected {(n, n_classes)}; recomputing")
-    pres = np.zeros((n, n_classes), np.bool_)
-    for i in tqdm(range(n), desc='class presence', disable=not progress, leave=False):
+        t = np.load(cache)
+        if t.shape == (n, n_classes) and t.dtype == dtype: return t
+        warnings.warn(f"{cache}: cached {what} has shape {t.shape}, expected {(n, n_classes)}; recomputing")
+    t = np.zeros((n, n_classes), dtype)
+    for i in tqdm(range(n), desc=what, disable=not progress, leave=False):
         ids = np.asarray(_train_ids(dataset, i)).ravel()
-        ids = ids[ids < n_classes]
-        pres[i, np.unique(ids).astype(np.int64)] = True
+        t[i] = row(ids[ids < n_classes].astype(np.int64), n_classes)
     if cache is not None:
         import io
         from cda_nb.core import atomic_write_bytes
-        buf = io.BytesIO(); np.save(buf, pres); atomic_write_bytes(cache, buf.getvalue())
-    return pres
+        buf = io.BytesIO(); np.save(buf, t); atomic_write_bytes(cache, buf.getvalue())
+    return t
+
+def class_presence(dataset, n_classes=19, cache=None, progress=True) -> np.ndarray:
+    "Bool (N, C): which train ids occur in each item's label; `cache` (a .npy path) stores / reuses the table."
+    return label_table(dataset, lambda ids, C: np.bincount(ids, minlength=C) > 0, n_classes, np.bool_, cache, progress)
+
+def class_pixel_counts(dataset, n_classes=19, cache=None, progress=True) -> np.ndarray:
+    "Int64 (N, C): pixels of each train id in each item's label (rare-class sampling); `cache` as in `class_presence`."
+    return label_table(dataset, lambda ids, C: np.bincount(ids, minlength=C), n_classes, np.int64, cache, progress,
+                       'class pixel counts')
 
 def class_balanced_probs(presence) -> np.ndarray:
     "P(c) ∝ 1/p(c) (bcl supplement, eq. 1), p(c) = fraction of images containing c; 0 for absent classes. (C,)"

@@ -8,15 +8,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from ..core import mix_seed, cache_dir, CDAError
-from ..data import IGNORE, CLASSES19, _train_ids
+from ..data import IGNORE, CLASSES19, class_pixel_counts
 from ..losses import seg_ce
 from ..models import batch_stats
 from ..streams import presence_cache_key
 from ..trainers import Method, register, frozen_copy
 
 # %% auto #0
-__all__ = ['THING_CLASSES', 'classmix_masks', 'mix', 'ema_update', 'class_pixel_counts', 'rcs_probs', 'RareClassChoice',
-           'downscale_labels', 'feature_distance', 'DACS']
+__all__ = ['THING_CLASSES', 'classmix_masks', 'mix', 'ema_update', 'rcs_probs', 'RareClassChoice', 'downscale_labels',
+           'feature_distance', 'DACS']
 
 # %% ../../nbs/methods/dacs.ipynb #92178447
 def classmix_masks(src_labels, g: torch.Generator) -> torch.Tensor:
@@ -46,22 +46,6 @@ def ema_update(teacher, student, step: int, alpha: float = 0.999):
     return a
 
 # %% ../../nbs/methods/dacs.ipynb #52d92674
-def class_pixel_counts(ds, n_classes: int = 19, cache=None, progress: bool = False) -> np.ndarray:
-    "(N, C) int64: pixels of each train id in each item's label; `cache` (a .npy path) stores / reuses the table."
-    from pathlib import Path
-    from cda_nb.core import progress as bar, atomic_write_bytes
-    if cache is not None and Path(cache).is_file():
-        c = np.load(cache)
-        if c.shape == (len(ds), n_classes): return c
-    counts = np.zeros((len(ds), n_classes), np.int64)
-    for i in bar(range(len(ds)), desc="class pixel counts", disable=not progress, leave=False):
-        ids = np.asarray(_train_ids(ds, i)).ravel()
-        counts[i] = np.bincount(ids[ids < n_classes].astype(np.int64), minlength=n_classes)
-    if cache is not None:
-        import io
-        buf = io.BytesIO(); np.save(buf, counts); atomic_write_bytes(cache, buf.getvalue())
-    return counts
-
 def rcs_probs(counts, temperature: float = 0.01) -> np.ndarray:
     "DAFormer eq. (6): P(c) ∝ exp((1 - f_c) / T), f_c = share of all labelled source pixels in class c; 0 for absent classes. (C,)"
     tot = np.asarray(counts, np.float64).sum(0)
