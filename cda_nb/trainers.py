@@ -455,4 +455,5 @@ def notebook_params(ns: dict) -> dict:
 
 # %% ../nbs/09_trainers.ipynb #b91a358d
 from . import daformer as _daformer            # registers MODELS["daformer"]
+from . import hrda as _hrda                    # registers MODELS["hrda"]
 from .methods import self_training as _self_training, bcl as _bcl, dacs as _dacs, sdca as _sdca, clst as _clst, adabn as _adabn, ucda as _ucda, cluda as _cluda   # noqa: F401  (register their keys)

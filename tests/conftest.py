@@ -68,14 +68,15 @@ def cs_eval(tmp_path_factory):
     mod.args.quiet = True
     return mod
 
-def kill_and_resume(tiny_root, tmp_path, method: str, iters: int = 24, min_log_lines: int = 10):
+def kill_and_resume(tiny_root, tmp_path, method: str, iters: int = 24, min_log_lines: int = 10, extra: str = ""):
     """Train `method` uninterrupted into `tmp_path/ref`, and into `tmp_path/killed` killed (SIGKILL) once it has checkpointed
-    and logged `min_log_lines` lines, then resumed; returns the two run folders (the SIGKILL/resume tests of the methods)."""
+    and logged `min_log_lines` lines, then resumed; returns the two run folders (the SIGKILL/resume tests of the methods).
+    `extra`: more keyword arguments of `train`, as source text (e.g. "model='hrda', ")."""
     import signal, time, torch
     def cmd(out):
         return [sys.executable, "-c", "from cda_nb.trainers import train; "
                 f"train(method={method!r}, data_root={str(tiny_root)!r}, out_dir={str(out)!r}, iters={iters}, init_iters=3, batch_size=2, "
-                "crop=(48, 48), log_every=1, ckpt_every=4, progress=False, figures=False, analysis=False, eval_batch_size=4)"]
+                f"{extra}crop=(48, 48), log_every=1, ckpt_every=4, progress=False, figures=False, analysis=False, eval_batch_size=4)"]
     ref = subprocess.run(cmd(tmp_path/"ref"), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr
     run = tmp_path/f"killed/minicity/{method}/seed0"

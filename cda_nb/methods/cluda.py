@@ -12,9 +12,10 @@ from ..data import IGNORE
 from ..prototypes import resize_labels
 from ..trainers import register
 from .dacs import DACS, THING_CLASSES
+from ..hrda import HRDA, MultiResOutput, attention_head
 
 # %% auto #0
-__all__ = ['PAIRS', 'pixel_infonce', 'cluda_contrast', 'LevelFusion', 'CLUDA']
+__all__ = ['PAIRS', 'MR_CL', 'pixel_infonce', 'cluda_contrast', 'LevelFusion', 'mix_weights', 'lr_delta', 'hr_delta', 'CLUDA']
 
 # %% ../../nbs/methods/cluda.ipynb #46a921d3
 def pixel_infonce(za, ya, zk, yk, tau: float = 1.0, allowed=None, is_self=None) -> tuple:
@@ -34,8 +35,8 @@ def pixel_infonce(za, ya, zk, yk, tau: float = 1.0, allowed=None, is_self=None) 
 PAIRS = ("separate", "all", "stuff")
 
 def cluda_contrast(z, y, w=None, tau: float = 1.0, pairs: str = "separate", max_anchors: int = 1024,
-                   max_keys: int = 4096, g: torch.Generator = None, things=THING_CLASSES) -> torch.Tensor:
-    "Weighted eq. 2 over the pixels of `z` (B,D,h,w, L2-normalised) labelled `y` (B,h,w), anchor weights `w` (B,h,w) or None."
+                   max_keys: int = 4096, g: torch.Generator = None, things=THING_CLASSES, hr=None) -> torch.Tensor:
+    "Weighted eq. 2 over the pixels of `z` (B,D,h,w, L2-normalised) labelled `y` (B,h,w), anchor weights `w` (B,h,w) or None; `hr`: (z, y, w) of extra anchors (eq. 7)."
     if pairs not in PAIRS: raise CDAError(f"pairs={pairs!r}: must be one of {', '.join(PAIRS)}")
     zf, yf = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]), y.reshape(-1)
     wf = torch.ones_like(yf, dtype=zf.dtype) if w is None else w.reshape(-1).to(zf.dtype)
@@ -48,8 +49,25 @@ def cluda_contrast(z, y, w=None, tau: float = 1.0, pairs: str = "separate", max_
     allowed = (thing[a][:, None] == thing[idx][None]) if pairs == "separate" else None
     is_self = torch.zeros(na, len(idx), dtype=torch.bool, device=zf.device); is_self[:, :na] = torch.eye(na, dtype=torch.bool)
     l, has = pixel_infonce(zf[a], yf[a], zf[idx], yf[idx], tau, allowed, is_self)
+    if hr is not None: return _with_hr_anchors(hr, (wf[a] * l)[has].sum(), has.sum(), zf[idx], yf[idx], thing[idx], z, tau, pairs, max_anchors, g, things)
     if not has.any(): return z.sum() * 0
     return (wf[a] * l)[has].sum() / has.sum()
+
+def _with_hr_anchors(hr, num, den, zk, yk, thing_k, z, tau, pairs, max_anchors, g, things):
+    "Adds anchors of another map (HR features, eq. 7) against the same keys (never HR-HR pairs); one mean over all anchors."
+    zh, yh, wh = hr
+    zf, yf = zh.permute(0, 2, 3, 1).reshape(-1, zh.shape[1]), yh.reshape(-1)
+    wf = torch.ones_like(yf, dtype=zf.dtype) if wh is None else wh.reshape(-1).to(zf.dtype)
+    thing = torch.isin(yf, torch.tensor(things, device=yf.device))
+    valid = (yf != IGNORE) & (~thing if pairs == "stuff" else torch.ones_like(thing))
+    a = valid.nonzero()[:, 0]
+    a = a[torch.randperm(len(a), generator=g)[:max_anchors].to(a.device)]
+    if len(a):
+        allowed = (thing[a][:, None] == thing_k[None]) if pairs == "separate" else None
+        l, has = pixel_infonce(zf[a], yf[a], zk, yk, tau, allowed)
+        num, den = num + (wf[a] * l)[has].sum(), den + has.sum()
+    if den == 0: return z.sum() * 0
+    return num / den
 
 # %% ../../nbs/methods/cluda.ipynb #6d04335d
 class LevelFusion(nn.Module):
@@ -62,16 +80,40 @@ class LevelFusion(nn.Module):
         size = levels[-1].shape[-2:]
         return self.fuse(torch.cat([F.adaptive_avg_pool2d(l, size) for l in levels], 1))
 
+# %% ../../nbs/methods/cluda.ipynb #812d1bc3
+MR_CL = ("weighted", "sum", "lr")
+
+def mix_weights(pasted, gamma, size, B: int, device):
+    "Eq. 5's anchor weights on a grid `size`: 1 on pasted (source) pixels, the image's Γ (B,) elsewhere; all 1 without Γ or paste mask."
+    if gamma is None or pasted is None: return torch.ones(B, *size, device=device)
+    p = resize_labels(pasted.long(), size).bool()
+    gm = gamma[:, None, None].expand(-1, *size)
+    return torch.where(p, torch.ones_like(gm), gm)
+
+def lr_delta(d, box, size, grid):
+    "LR anchor weights (B,h,w) on `grid`: delta (B,1,h',w') inside the detail `box` (y1,y2,x1,x2 of an input `size`), 1 outside (eq. 7)."
+    y1, y2, x1, x2 = box
+    cover = torch.zeros(1, 1, *size, device=d.device); cover[..., y1:y2, x1:x2] = 1
+    inside = F.interpolate(cover, grid, mode="nearest")[:, 0] > 0
+    dl = F.interpolate(d, grid, mode="bilinear", align_corners=False)[:, 0]
+    return torch.where(inside, dl, torch.ones_like(dl))
+
+def hr_delta(d, box, size, grid):
+    "delta (B,h,w) sampled over the detail `box` on the HR anchor `grid` (HR anchors are weighted by 1 - delta)."
+    y1, y2, x1, x2 = box
+    full = F.interpolate(d, size, mode="bilinear", align_corners=False)[..., y1:y2, x1:x2]
+    return F.interpolate(full, grid, mode="bilinear", align_corners=False)[:, 0]
+
 # %% ../../nbs/methods/cluda.ipynb #0eefec79
 @register
 class CLUDA(DACS):
     "dacs + pixel InfoNCE on fused multi-level features of source and mixed images (CLUDA eqs. 2-6)."
     key = "cluda"
     defaults = dict(DACS.defaults, lambda_cl=1.0, tau=1.0, dim=64, features="fusion", fm_size=0, pairs="separate",
-                    gamma=True, max_anchors=1024, max_keys=4096)
+                    gamma=True, max_anchors=1024, max_keys=4096, mr_cl="weighted")
     ranges = dict(DACS.ranges, dim=(1, None, True, False), fm_size=(0, None, True, False), max_anchors=(2, None, True, False),
                   max_keys=(2, None, True, False))
-    choices = dict(DACS.choices, features=("fusion", "feats"), pairs=PAIRS)
+    choices = dict(DACS.choices, features=("fusion", "feats"), pairs=PAIRS, mr_cl=MR_CL)
 
     def setup(self, trainer):
         super().setup(trainer)
@@ -83,13 +125,16 @@ class CLUDA(DACS):
             if not o.levels: raise CDAError(f"model {trainer.cfg.model!r} exposes no encoder levels (SegOutput.levels) for cluda's "
                                             f"fusion module; set method_params.features: feats to contrast its own features")
             self.fusion = LevelFusion([l.shape[1] for l in o.levels], self.hp["dim"]).to(trainer.device)
+        self.mr = isinstance(trainer.model, HRDA) and self.hp["mr_cl"] != "lr"          # eqs. 7-8 need an HRDA model
+        self.delta = attention_head(trainer.model.feat_dim, 1).to(trainer.device) if self.mr and self.hp["mr_cl"] == "weighted" else None
+        self._delta = float("nan")
 
-    def parameters(self): return [] if self.fusion is None else list(self.fusion.parameters())
+    def parameters(self): return [m for x in (self.fusion, self.delta) if x is not None for m in x.parameters()]
 
-    def embed(self, out):
-        "L2-normalised contrastive features (B,D,h,w) of a `SegOutput` on the `fm_size` grid (default: that of `feats`)."
+    def embed(self, out, size=None):
+        "L2-normalised contrastive features (B,D,h,w) of a `SegOutput` on the `fm_size` grid (default: that of `feats`) or `size`."
         f = self.fusion(out.levels) if self.fusion is not None else out.feats
-        size = (self.hp["fm_size"],) * 2 if self.hp["fm_size"] else out.feats.shape[-2:]
+        size = size or ((self.hp["fm_size"],) * 2 if self.hp["fm_size"] else out.feats.shape[-2:])
         if tuple(f.shape[-2:]) != tuple(size): f = F.interpolate(f, size=size, mode="bilinear", align_corners=False)
         return F.normalize(f.float(), dim=1)
 
@@ -98,6 +143,10 @@ class CLUDA(DACS):
         terms, o = self.step_outputs(src, tgt, step)
         g = torch.Generator().manual_seed(mix_seed(t.cfg.seed, 17, step, t.rank))
         kw = dict(tau=h["tau"], pairs=h["pairs"], max_anchors=h["max_anchors"], max_keys=h["max_keys"], g=g)
+        if self.mr:                                                                    # eqs. 7-8 in place of 3 and 5
+            terms["cl_src"] = h["lambda_cl"] * self.mr_contrast(o["out_s"], src["label"], None, None, kw)
+            terms["cl_mix"] = h["lambda_cl"] * self.mr_contrast(o["out_m"], o["y_m"], o["mask"], o["w"] if h["gamma"] else None, kw)
+            return terms
         zs = self.embed(o["out_s"])
         terms["cl_src"] = h["lambda_cl"] * cluda_contrast(zs, resize_labels(src["label"], zs.shape[-2:]), None, **kw)   # eq. 3
         zm = self.embed(o["out_m"]); size = zm.shape[-2:]
@@ -107,7 +156,25 @@ class CLUDA(DACS):
         terms["cl_mix"] = h["lambda_cl"] * cluda_contrast(zm, resize_labels(o["y_m"], size), wm, **kw)
         return terms
 
-    def state_dict(self): return {**super().state_dict(), "fusion": None if self.fusion is None else self.fusion.state_dict()}
+    def mr_contrast(self, out, y, pasted, gamma, kw):
+        "Eq. 7 (`mr_cl=\"weighted\"`) or 8 (`\"sum\"`) on a `MultiResOutput`: LR anchors and keys plus HR anchors against the LR keys."
+        H, W = y.shape[-2:]; y1, y2, x1, x2 = out.box
+        zl = self.embed(out.lr); gl = tuple(zl.shape[-2:])
+        fm, s = self.hp["fm_size"], self.trainer.model.scale           # HR cells as dense as LR ones, times 1/scale
+        zh = self.embed(out.hr, (max(1, round(fm * (y2 - y1) / (H * s))), max(1, round(fm * (x2 - x1) / (W * s)))) if fm else None)
+        gh = tuple(zh.shape[-2:])
+        wl, wh = mix_weights(pasted, gamma, gl, len(y), y.device), mix_weights(None if pasted is None else pasted[:, y1:y2, x1:x2], gamma, gh, len(y), y.device)
+        if self.delta is not None:
+            d = torch.sigmoid(self.delta(out.lr.feats))                                 # delta_l, learned on the LR crop
+            wl, wh = wl * lr_delta(d, out.box, (H, W), gl), wh * (1 - hr_delta(d, out.box, (H, W), gh))
+            self._delta = float(d.detach().mean())
+        hr = (zh, resize_labels(y[:, y1:y2, x1:x2], gh), wh)
+        return cluda_contrast(zl, resize_labels(y, gl), wl, hr=hr, **kw)
+
+    def log_items(self): return {**super().log_items(), **({"mr_delta": round(self._delta, 4)} if self.delta is not None else {})}
+    def state_dict(self): return {**super().state_dict(), "fusion": None if self.fusion is None else self.fusion.state_dict(),
+                                  "delta": None if self.delta is None else self.delta.state_dict()}
     def load_state_dict(self, d):
         super().load_state_dict(d)
         if self.fusion is not None: self.fusion.load_state_dict(d["fusion"])
+        if self.delta is not None: self.delta.load_state_dict(d["delta"])

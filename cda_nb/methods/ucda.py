@@ -42,14 +42,19 @@ def multiscale_probs(model, image, scales=(0.5, 1.0)):
 @torch.no_grad()
 def batch_thresholds(conf, pred, n_classes, p=0.1, cap=0.9):
     "`expansion.class_thresholds` in one sort: per class the confidence at the top-`p` portion of its pixels, capped; conf, pred (N,) -> (C,)."
-    key = pred.double() * 2 + conf.double()                       # classes apart, confidence ascending within a class
-    v = key.sort().values
     n = torch.bincount(pred, minlength=n_classes)
-    end = n.cumsum(0)
-    k = (p * n.double()).floor().long().clamp_min(1)
-    at = (end - k).clamp(0, max(len(v) - 1, 0))
-    top = (v[at] - 2 * torch.arange(n_classes, device=v.device)).float() if len(v) else torch.zeros(n_classes, device=conf.device)
-    return torch.where(n > 0, top.clamp(max=cap), torch.full_like(top, float(cap)))
+    k = (p * n.double()).floor().long().clamp_min(1)                  # the k-th most confident pixel of each class
+    capped = torch.bincount(pred[conf >= cap], minlength=n_classes) >= k   # k pixels at or above the cap: tau_c is the cap
+    done = capped | (n == 0)
+    out = torch.full((n_classes,), float(cap), device=conf.device)
+    if bool(done.all()): return out
+    sel = ~done[pred]                                                 # sort only the classes still open
+    c_, p_ = conf[sel], pred[sel]
+    v = (p_.double() * 2 + c_.double()).sort().values                 # classes apart, confidence ascending within a class
+    end = torch.bincount(p_, minlength=n_classes).cumsum(0)
+    at = (end - k).clamp(0, len(v) - 1)
+    top = (v[at] - 2 * torch.arange(n_classes, device=v.device)).float()
+    return torch.where(done, out, top.clamp(max=cap))
 
 @torch.no_grad()
 def adaptive_labels(probs, top=0.1, tau0=0.9, adaptive=True):
