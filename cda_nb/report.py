@@ -129,6 +129,8 @@ ABLATION = [("self_training", "L_base (self-training, static CBST labels on targ
             ("cluda-allpairs", "cluda, all pairs: stuff-stuff + thing-thing + stuff-thing (Table 3b)", {"pairs": "all"}),
             ("cluda-stuff", "cluda, stuff pixels only: S-S (Table 3b)", {"pairs": "stuff"}),
             ("cluda-tau01", "cluda with τ = 0.1 (ContrastiveSeg's; the official CLUDA code uses 1)", {"tau": 0.1}),
+            ("dacs-hrda", "dacs on `model: hrda` (HRDA: context at scale 0.5, a 64×64 detail crop, class-wise scale attention, detail loss 0.1, sliding-window inference)", {}),
+            ("cluda-hrda", "cluda on `model: hrda`, eq. 7: LR and HR anchors weighted by the learned δ (Table 4b's weighted row)", {"mr_cl": "weighted"}),
             ("ucda", "ucda: full (eq. 7), teacher labels on target-batch BatchNorm statistics, teacher copied every 200 steps, expansion by weight", {}),
             ("ucda-noexp", "ucda without label expansion (Table 3) †", {"expansion": False}),
             ("ucda-nocross", "ucda without the cross-domain term (eq. 6; Table 3) †", {"cross_domain": False}),

@@ -16,6 +16,7 @@ from .data import Cityscapes, JointTransform, CLASSES19, photometric, AUG_DEFAUL
 from .models import build_model, MODELS
 from .minicity import VERSION as MINICITY_VERSION
 from .losses import seg_ce
+from .hrda import seg_loss                    # registers MODELS["hrda"]; HRDA eq. 7 on multi-resolution outputs
 from .validation import *
 from .streams import *
 from .ddp import *
@@ -181,7 +182,7 @@ class SourceOnly(Method):
     key = "source_only"
     def losses(self, src, tgt, step):
         out = self.trainer.model(src["image"])
-        return {"ce_src": seg_ce(out.logits, src["label"])}
+        return {"ce_src": seg_loss(out, src["label"])}
 
 @register
 class Oracle(Method):
@@ -189,7 +190,7 @@ class Oracle(Method):
     key, uses_source, uses_target, target_labels = "oracle", False, True, True
     def losses(self, src, tgt, step):
         out = self.trainer.model(tgt["image"])
-        return {"ce_tgt": seg_ce(out.logits, tgt["label"])}
+        return {"ce_tgt": seg_loss(out, tgt["label"])}
 
 # %% ../nbs/09_trainers.ipynb #2481f8e7
 def make_config(cfg=None, **params) -> TrainConfig:
@@ -399,6 +400,7 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
         t0 = time.perf_counter()
         lr = poly_lr(cfg.lr, *m.schedule(self.step, cfg.iters), cfg.poly_power) * warmup_factor(self.step, cfg.warmup_iters)
         for g in self.opt.param_groups: g["lr"] = lr * g.get("lr_mult", 1.0)
+        if hasattr(self.model, "reseed"): self.model.reseed(mix_seed(cfg.seed, 19, self.step, self.rank))   # e.g. HRDA's detail crops
         m.before_step(self.step)
         if self._target_changed:                       # the method changed what the target stream carries
             loaders = self._loaders(self.step, stop); self._target_changed = False
@@ -455,5 +457,4 @@ def notebook_params(ns: dict) -> dict:
 
 # %% ../nbs/09_trainers.ipynb #b91a358d
 from . import daformer as _daformer            # registers MODELS["daformer"]
-from . import hrda as _hrda                    # registers MODELS["hrda"]
 from .methods import self_training as _self_training, bcl as _bcl, dacs as _dacs, sdca as _sdca, clst as _clst, adabn as _adabn, ucda as _ucda, cluda as _cluda   # noqa: F401  (register their keys)

@@ -62,3 +62,13 @@ def test_hrda_configs(dataset):
     net = HRDA(base="daformer", base_kwargs={"variant": "b0", "embed_dim": 32}, crop=(64, 64))    # the same wrapper, tiny
     net.eval()
     with torch.no_grad(): assert net(torch.rand(1, 3, 128, 256)).logits.shape == (1, 19, 32, 64)
+
+def test_source_only_hrda_trains_detail_and_resumes(tiny_root, tmp_path):
+    "source_only on model hrda: HRDA eq. 7 (the detail path gets a gradient), crops reseeded every step, so a killed run resumes exactly."
+    tr = Trainer(method="source_only", data_root=str(tiny_root), out_dir=str(tmp_path/"a"), init="none", **HR)
+    w = tr.model.attention[0].weight.detach().clone(); tr.fit(stop_at=1)
+    assert not torch.equal(w, tr.model.attention[0].weight)
+    from conftest import kill_and_resume
+    ref, run = kill_and_resume(tiny_root, tmp_path, "source_only", extra="model='hrda', model_kwargs={'base': 'small', 'crop': [32, 32]}, init='none', ")
+    a = json.loads((ref/"metrics.json").read_text()); b = json.loads((run/"metrics.json").read_text())
+    assert a["miou"] == b["miou"] and _same(_weights(tmp_path/"ref", "source_only"), _weights(tmp_path/"killed", "source_only"))

@@ -11,13 +11,13 @@ from ..core import mix_seed, cache_dir, CDAError
 from ..data import IGNORE, CLASSES19, class_pixel_counts
 from ..losses import seg_ce
 from ..models import batch_stats
-from ..hrda import HRDA, MultiResOutput
+from ..hrda import HRDA, seg_loss
 from ..streams import presence_cache_key
 from ..trainers import Method, register, frozen_copy
 
 # %% auto #0
 __all__ = ['THING_CLASSES', 'classmix_masks', 'mix', 'ema_update', 'rcs_probs', 'RareClassChoice', 'downscale_labels',
-           'feature_distance', 'dacs_ce', 'lr_feats', 'DACS']
+           'feature_distance', 'lr_feats', 'DACS']
 
 # %% ../../nbs/methods/dacs.ipynb #92178447
 def classmix_masks(src_labels, g: torch.Generator) -> torch.Tensor:
@@ -97,14 +97,6 @@ def feature_distance(feats, ref_feats, labels, classes=THING_CLASSES, min_ratio:
     return d[m].mean()
 
 # %% ../../nbs/methods/dacs.ipynb #37d98379
-def dacs_ce(out, y, pw=None):
-    "Cross-entropy of an output against labels `y` (B,H,W) with pixel weights `pw` (B,H,W) or None, mean over labelled pixels; HRDA eq. 7 for a `MultiResOutput`."
-    if not isinstance(out, MultiResOutput): return seg_ce(out.logits, y, pixel_weights=pw)
-    y1, y2, x1, x2 = out.box
-    lam = out.hr_loss_weight
-    hr = seg_ce(out.hr.logits, y[:, y1:y2, x1:x2], pixel_weights=None if pw is None else pw[:, y1:y2, x1:x2])
-    return (1 - lam) * seg_ce(out.logits, y, pixel_weights=pw) + lam * hr
-
 @torch.no_grad()
 def lr_feats(model, x):
     "Features of a frozen reference for the feature distance: an HRDA model's LR path (HRDA's `feature_scale` 0.5), else the model's."
@@ -150,7 +142,7 @@ class DACS(Method):
         "(loss terms, dict of what was computed: out_s, out_m, y_m, paste mask, per-image weights w)."
         t, h = self.trainer, self.hp
         out_s = self.forward(src["image"], 11, step)
-        terms = {"ce_src": dacs_ce(out_s, src["label"])}
+        terms = {"ce_src": seg_loss(out_s, src["label"])}
         if self.fd_ref is not None:
             with torch.no_grad(): ref = lr_feats(self.fd_ref, src["image"])
             terms["fd"] = h["lambda_fd"] * feature_distance(out_s.feats, ref, src["label"])
@@ -164,7 +156,7 @@ class DACS(Method):
             x, y, m = tgt["image"], pl, torch.zeros_like(pl, dtype=torch.bool)
         pw = torch.where(m, torch.ones_like(m, dtype=torch.float), w[:, None, None].expand_as(m))
         out_m = self.forward(x, 14, step)
-        terms["ce_mix"] = h["lambda_t"] * dacs_ce(out_m, y, pw)
+        terms["ce_mix"] = h["lambda_t"] * seg_loss(out_m, y, pw)
         self._w = float(w.mean())
         return terms, dict(out_s=out_s, out_m=out_m, y_m=y, mask=m, w=w)
 

@@ -27,7 +27,15 @@ run() {  # run <method> <seed> [tag] [augmentation policy] [method_params yaml] 
   echo "done: $name seed $seed"
 }
 runline() { local m s t a th mp; read -r m s t a th mp <<< "$1"; [ "$th" != "-" ] || th=""; run "$m" "$s" "$t" "$a" "$mp" "$th"; }
-export -f run runline
+runcfg() {  # runcfg "<method> <seed> <tag> <yaml of other train.ipynb parameters>", e.g. a network: {model: hrda, ...}
+  local m s t y; read -r m s t y <<< "$1"
+  local name=$m-$t
+  if [ -f "$RUNS/minicity/$name/seed$s/metrics.json" ]; then echo "finished already: $name seed $s"; return 0; fi
+  papermill nbs/train.ipynb "$NB/${name}_seed${s}.ipynb" -p method "$m" -p seed "$s" -p tag "$t" -y "$y" -p out_dir "$RUNS" --cwd . \
+    >/dev/null 2>"$NB/${name}_seed${s}.log" || { echo "FAILED: $name seed $s (see $NB/${name}_seed${s}.log)"; return 1; }
+  echo "done: $name seed $s"
+}
+export -f run runline runcfg
 
 # stage 1: the source-only models every adapting method starts from; stage 2: the adapting methods (each starts
 # from the source-only run of its seed), the oracle and the geometric-only source-only; stage 3: ablations on seed 0
@@ -57,6 +65,13 @@ printf '%s\n' "bcl 0 decoder - - {feat: decoder, threshold: 0.7, label_bn: eval}
   "ucda 0 noexp - - {expansion: false, teacher_bn: eval}" "ucda 0 nocl - - {in_domain: false, cross_domain: false, teacher_bn: eval}" \
   "ucda 0 nocross - - {cross_domain: false, teacher_bn: eval}" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
+# stage 4: the multi-resolution (HRDA) option on seed 0: the small network inside model hrda (context at 0.5, 64x64
+# detail crops of the 128x128 training crops): its own source-only model first, then dacs and cluda (eq. 7) from it
+HR="model: hrda, model_kwargs: {base: small, crop: [64, 64]}"
+runcfg "source_only 0 hrda {$HR}"
+printf '%s\n' "dacs 0 hrda {$HR, init: $RUNS/minicity/source_only-hrda/seed0/checkpoint.pt}" \
+  "cluda 0 hrda {$HR, init: $RUNS/minicity/source_only-hrda/seed0/checkpoint.pt}" |
+  xargs -P "$JOBS" -I{} bash -c 'runcfg "$1"' _ {}
 
 papermill nbs/report.ipynb "$NB/report.ipynb" -p dataset minicity -p runs_dir "$RUNS" -p report_dir reports --cwd . \
   -y "notes: $(python -c 'import json,pathlib; p=pathlib.Path("reports/minicity/NOTES.md"); print(json.dumps(p.read_text() if p.exists() else ""))')"
