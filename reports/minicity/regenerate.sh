@@ -63,7 +63,9 @@ printf '%s\n' "bcl 0 decoder - - {feat: decoder, threshold: 0.7, label_bn: eval}
   "cluda 0 nogamma - - {gamma: false}" "cluda 0 allpairs - - {pairs: all}" "cluda 0 stuff - - {pairs: stuff}" "cluda 0 tau01 - - {tau: 0.1}" \
   "dacs 0 tbneval - - {teacher_bn: eval}" \
   "ucda 0 noexp - - {expansion: false, teacher_bn: eval}" "ucda 0 nocl - - {in_domain: false, cross_domain: false, teacher_bn: eval}" \
-  "ucda 0 nocross - - {cross_domain: false, teacher_bn: eval}" |
+  "ucda 0 nocross - - {cross_domain: false, teacher_bn: eval}" \
+  "bcl 0 static_fcl - - {lambda_bc: 0.0, dynamic: false}" "bcl 1 static_fcl - - {lambda_bc: 0.0, dynamic: false}" "bcl 2 static_fcl - - {lambda_bc: 0.0, dynamic: false}" \
+  "bcl 0 static_fcl_bcl - - {dynamic: false}" "bcl 1 static_fcl_bcl - - {dynamic: false}" "bcl 2 static_fcl_bcl - - {dynamic: false}" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
 # stage 4: the multi-resolution (HRDA) option on seed 0: the small network inside model hrda (context at 0.5, 64x64
 # detail crops of the 128x128 training crops): its own source-only model first, then dacs and cluda (eq. 7) from it
