@@ -72,3 +72,12 @@ def test_source_only_hrda_trains_detail_and_resumes(tiny_root, tmp_path):
     ref, run = kill_and_resume(tiny_root, tmp_path, "source_only", extra="model='hrda', model_kwargs={'base': 'small', 'crop': [32, 32]}, init='none', ")
     a = json.loads((ref/"metrics.json").read_text()); b = json.loads((run/"metrics.json").read_text())
     assert a["miou"] == b["miou"] and _same(_weights(tmp_path/"ref", "source_only"), _weights(tmp_path/"killed", "source_only"))
+
+@pytest.mark.parametrize("method", ["dacs", "cluda"])
+def test_hrda_target_labels_never_read(method, tiny_root, tmp_path):
+    "tests/test_no_target_labels.py on `model: hrda` (its sliding-window teacher and detail crops read no target label)."
+    from test_no_target_labels import _corrupt
+    m1 = train(method=method, data_root=str(tiny_root), out_dir=str(tmp_path/"a"), analysis=False, **HR)
+    _corrupt(tiny_root, garbage_bytes=True)
+    m2 = train(method=method, data_root=str(tiny_root), out_dir=str(tmp_path/"b"), analysis=False, **HR)
+    assert m1["miou"] == m2["miou"] and _same(_weights(tmp_path/"a", method), _weights(tmp_path/"b", method))
