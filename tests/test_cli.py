@@ -40,7 +40,7 @@ def test_unknown_key_exits_2_without_traceback(tmp_path):
 def test_shipped_configs_are_valid(path):
     from cda_nb.cli import load_run_config
     cfg = load_run_config(path)
-    assert cfg.method == path.stem and cfg.dataset == path.parent.name
+    assert (path.stem == cfg.method or path.stem.startswith(cfg.method + "_")) and cfg.dataset == path.parent.name   # <method>[_<variant>].yaml
 
 @pytest.mark.parametrize("path", sorted((ROOT/"configs").rglob("*.yaml")), ids=lambda p: str(p.relative_to(ROOT/"configs")))
 def test_shipped_configs_say_only_what_differs(path):

@@ -56,7 +56,7 @@ def test_hrda_configs(dataset):
     from conftest import ROOT
     from cda_nb.cli import load_run_config
     cfg = load_run_config(ROOT/"configs"/dataset/"cluda_hrda.yaml")
-    assert (cfg.method, cfg.model, cfg.crop, cfg.scale, cfg.method_params["mr_cl"]) == ("cluda", "hrda", (1024, 1024), (1.0, 1.0), "weighted")
+    assert (cfg.method, cfg.model, cfg.crop, cfg.scale) == ("cluda", "hrda", (1024, 1024), (1.0, 1.0))
     mk = cfg.model_kwargs
     assert (mk["base"], mk["scale"], tuple(mk["crop"]), mk["hr_loss_weight"]) == ("daformer", 0.5, (512, 512), 0.1)
     net = HRDA(base="daformer", base_kwargs={"variant": "b0", "embed_dim": 32}, crop=(64, 64))    # the same wrapper, tiny
