@@ -101,6 +101,7 @@ ABLATION = [("self_training", "L_base (self-training, static CBST labels on targ
             ("self_training-lbneval", "L_base with static labels on the running (source-dominated) BatchNorm statistics (the kit's earlier default)", {"label_bn": "eval"}),
             ("bcl-static_fcl", "+ FCL (static labels on target-batch statistics, as L_base's)", {"lambda_bc": 0.0, "dynamic": False}),
             ("bcl-static_fcl_bcl", "+ FCL + BCL (static labels on target-batch statistics): bcl without its dynamic labels", {"dynamic": False}),
+            ("bcl-static_fcl_dec", "+ FCL (static labels) on the post-ReLU decoder features instead of the logits", {"lambda_bc": 0.0, "dynamic": False, "feat": "decoder"}),
             ("bcl-fcl", "+ FCL (static labels) †", {"lambda_bc": 0.0, "dynamic": False}),
             ("bcl-fcl_bcl", "+ FCL + BCL (static labels) †", {"dynamic": False}),
             ("bcl-dyn_nocal", "+ FCL + BCL, hybrid labels at T = 0.7, no calibration †", {"calibrate": False, "threshold": 0.7}),

@@ -65,7 +65,8 @@ printf '%s\n' "bcl 0 decoder - - {feat: decoder, threshold: 0.7, label_bn: eval}
   "ucda 0 noexp - - {expansion: false, teacher_bn: eval}" "ucda 0 nocl - - {in_domain: false, cross_domain: false, teacher_bn: eval}" \
   "ucda 0 nocross - - {cross_domain: false, teacher_bn: eval}" \
   "bcl 0 static_fcl - - {lambda_bc: 0.0, dynamic: false}" "bcl 1 static_fcl - - {lambda_bc: 0.0, dynamic: false}" "bcl 2 static_fcl - - {lambda_bc: 0.0, dynamic: false}" \
-  "bcl 0 static_fcl_bcl - - {dynamic: false}" "bcl 1 static_fcl_bcl - - {dynamic: false}" "bcl 2 static_fcl_bcl - - {dynamic: false}" |
+  "bcl 0 static_fcl_bcl - - {dynamic: false}" "bcl 1 static_fcl_bcl - - {dynamic: false}" "bcl 2 static_fcl_bcl - - {dynamic: false}" \
+  "bcl 0 static_fcl_dec - - {lambda_bc: 0.0, dynamic: false, feat: decoder}" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
 # stage 4: the multi-resolution (HRDA) option on seed 0: the small network inside model hrda (context at 0.5, 64x64
 # detail crops of the 128x128 training crops): its own source-only model first, then dacs and cluda (eq. 7) from it
