@@ -38,10 +38,7 @@ def cluda_contrast(z, y, w=None, tau: float = 1.0, pairs: str = "separate", max_
                    max_keys: int = 4096, g: torch.Generator = None, things=THING_CLASSES, hr=None) -> torch.Tensor:
     "Weighted eq. 2 over the pixels of `z` (B,D,h,w, L2-normalised) labelled `y` (B,h,w), anchor weights `w` (B,h,w) or None; `hr`: (z, y, w) of extra anchors (eq. 7)."
     if pairs not in PAIRS: raise CDAError(f"pairs={pairs!r}: must be one of {', '.join(PAIRS)}")
-    zf, yf = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]), y.reshape(-1)
-    wf = torch.ones_like(yf, dtype=zf.dtype) if w is None else w.reshape(-1).to(zf.dtype)
-    thing = torch.isin(yf, torch.tensor(things, device=yf.device))
-    valid = (yf != IGNORE) & (~thing if pairs == "stuff" else torch.ones_like(thing))
+    zf, yf, wf, thing, valid = _pixels(z, y, w, pairs, things)
     idx = valid.nonzero()[:, 0]
     if len(idx) < 2: return z.sum() * 0
     idx = idx[torch.randperm(len(idx), generator=g)[:max_keys].to(idx.device)]
@@ -53,13 +50,16 @@ def cluda_contrast(z, y, w=None, tau: float = 1.0, pairs: str = "separate", max_
     if not has.any(): return z.sum() * 0
     return (wf[a] * l)[has].sum() / has.sum()
 
+def _pixels(z, y, w, pairs, things):
+    "Flattened features (N,D), labels, anchor weights (1 without `w`), thing mask and the pixels that take part (not ignore; stuff only for `\"stuff\"`)."
+    zf, yf = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]), y.reshape(-1)
+    wf = torch.ones_like(yf, dtype=zf.dtype) if w is None else w.reshape(-1).to(zf.dtype)
+    thing = torch.isin(yf, torch.tensor(things, device=yf.device))
+    return zf, yf, wf, thing, (yf != IGNORE) & (~thing if pairs == "stuff" else torch.ones_like(thing))
+
 def _with_hr_anchors(hr, num, den, zk, yk, thing_k, z, tau, pairs, max_anchors, g, things):
     "Adds anchors of another map (HR features, eq. 7) against the same keys (never HR-HR pairs); one mean over all anchors."
-    zh, yh, wh = hr
-    zf, yf = zh.permute(0, 2, 3, 1).reshape(-1, zh.shape[1]), yh.reshape(-1)
-    wf = torch.ones_like(yf, dtype=zf.dtype) if wh is None else wh.reshape(-1).to(zf.dtype)
-    thing = torch.isin(yf, torch.tensor(things, device=yf.device))
-    valid = (yf != IGNORE) & (~thing if pairs == "stuff" else torch.ones_like(thing))
+    zf, yf, wf, thing, valid = _pixels(*hr, pairs, things)
     a = valid.nonzero()[:, 0]
     a = a[torch.randperm(len(a), generator=g)[:max_anchors].to(a.device)]
     if len(a):
@@ -143,18 +143,15 @@ class CLUDA(DACS):
         terms, o = self.step_outputs(src, tgt, step)
         g = torch.Generator().manual_seed(mix_seed(t.cfg.seed, 17, step, t.rank))
         kw = dict(tau=h["tau"], pairs=h["pairs"], max_anchors=h["max_anchors"], max_keys=h["max_keys"], g=g)
-        if self.mr:                                                                    # eqs. 7-8 in place of 3 and 5
-            terms["cl_src"] = h["lambda_cl"] * self.mr_contrast(o["out_s"], src["label"], None, None, kw)
-            terms["cl_mix"] = h["lambda_cl"] * self.mr_contrast(o["out_m"], o["y_m"], o["mask"], o["w"] if h["gamma"] else None, kw)
-            return terms
-        zs = self.embed(o["out_s"])
-        terms["cl_src"] = h["lambda_cl"] * cluda_contrast(zs, resize_labels(src["label"], zs.shape[-2:]), None, **kw)   # eq. 3
-        zm = self.embed(o["out_m"]); size = zm.shape[-2:]
-        pasted = resize_labels(o["mask"].long(), size).bool()
-        gamma = o["w"][:, None, None].expand(-1, *size) if h["gamma"] else torch.ones(len(zm), *size, device=zm.device)
-        wm = torch.where(pasted, torch.ones_like(gamma), gamma)                                              # eqs. 4-5
-        terms["cl_mix"] = h["lambda_cl"] * cluda_contrast(zm, resize_labels(o["y_m"], size), wm, **kw)
+        terms["cl_src"] = h["lambda_cl"] * self.contrast(o["out_s"], src["label"], None, None, kw)                    # eq. 3
+        terms["cl_mix"] = h["lambda_cl"] * self.contrast(o["out_m"], o["y_m"], o["mask"], o["w"] if h["gamma"] else None, kw)   # eqs. 4-5
         return terms
+
+    def contrast(self, out, y, pasted, gamma, kw):
+        "One contrastive term on an output labelled `y` (B,H,W): anchors weighted 1 on `pasted` pixels, Γ (B,) elsewhere (none: 1); eq. 7-8 on an HRDA model."
+        if self.mr: return self.mr_contrast(out, y, pasted, gamma, kw)
+        z = self.embed(out); size = tuple(z.shape[-2:])
+        return cluda_contrast(z, resize_labels(y, size), mix_weights(pasted, gamma, size, len(y), y.device), **kw)
 
     def mr_contrast(self, out, y, pasted, gamma, kw):
         "Eq. 7 (`mr_cl=\"weighted\"`) or 8 (`\"sum\"`) on a `MultiResOutput`: LR anchors and keys plus HR anchors against the LR keys."

@@ -141,10 +141,10 @@ class DACS(Method):
     def step_outputs(self, src, tgt, step) -> tuple:
         "(loss terms, dict of what was computed: out_s, out_m, y_m, paste mask, per-image weights w)."
         t, h = self.trainer, self.hp
-        out_s = self.forward(src["image"], 11, step)
+        out_s = t.model(src["image"])
         terms = {"ce_src": seg_loss(out_s, src["label"])}
         if self.fd_ref is not None:
-            with torch.no_grad(): ref = lr_feats(self.fd_ref, src["image"])
+            ref = lr_feats(self.fd_ref, src["image"])
             terms["fd"] = h["lambda_fd"] * feature_distance(out_s.feats, ref, src["label"])
         pl, w = self.pseudo_labels(tgt["image_plain"])
         if h["mix"]:
@@ -155,16 +155,10 @@ class DACS(Method):
         else:                                            # ablation: plain mean teacher on the target batch
             x, y, m = tgt["image"], pl, torch.zeros_like(pl, dtype=torch.bool)
         pw = torch.where(m, torch.ones_like(m, dtype=torch.float), w[:, None, None].expand_as(m))
-        out_m = self.forward(x, 14, step)
+        out_m = t.model(x)
         terms["ce_mix"] = h["lambda_t"] * seg_loss(out_m, y, pw)
         self._w = float(w.mean())
         return terms, dict(out_s=out_s, out_m=out_m, y_m=y, mask=m, w=w)
-
-    def forward(self, x, salt: int, step: int):
-        "The student on `x`; an HRDA model draws its detail crop from a generator seeded by (seed, salt, step, rank)."
-        t = self.trainer
-        if not isinstance(t.model, HRDA): return t.model(x)
-        return t.model(x, generator=torch.Generator().manual_seed(mix_seed(t.cfg.seed, salt, step, t.rank)))
 
     def losses(self, src, tgt, step): return self.step_outputs(src, tgt, step)[0]
     def after_step(self, step): ema_update(self.teacher, self.trainer.model, step, self.hp["alpha"])
