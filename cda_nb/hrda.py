@@ -83,7 +83,7 @@ class HRDA(nn.Module):
         return super().load_state_dict(state, strict=strict, assign=assign)
 
     def reseed(self, seed: int):
-        "Detail crops drawn without an explicit generator come from one seeded here (the trainer reseeds every step: exact resume)."
+        "Random detail crops come from a generator seeded here; the trainer reseeds it every step, so a resumed run draws the same crops."
         self.gen = torch.Generator().manual_seed(seed)
 
     def lr_input(self, x): return F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
@@ -103,8 +103,8 @@ def _fuse(self: HRDA, lr, att, hr_logits, cover, size, os):
     return a * hr_logits + (1 - a) * up_lr, a
 
 @patch
-def forward(self: HRDA, x, box=None, generator=None):
-    "Training (`self.training`): LR + one detail crop (`box`, or a random aligned one) -> `MultiResOutput`. Eval: LR + sliding HR windows -> fused `SegOutput`."
+def forward(self: HRDA, x, box=None):
+    "Training (`self.training`): LR + one detail crop (`box`, or a random aligned one from `reseed`'s generator) -> `MultiResOutput`. Eval: LR + sliding HR windows -> fused `SegOutput`."
     B, _, H, W = x.shape
     x_lr = self.lr_input(x)
     lr = self.base(x_lr)
@@ -113,7 +113,7 @@ def forward(self: HRDA, x, box=None, generator=None):
     if not self.training: return _infer(self, x, lr, att, os, unit)
     if H % unit or W % unit:
         raise CDAError(f"HRDA training input {H}x{W} must be a multiple of {unit} (output stride {os} / scale {self.scale}); choose such a crop")
-    y1, y2, x1, x2 = box or random_box((H, W), self.crop, unit, generator or self.gen)
+    y1, y2, x1, x2 = box or random_box((H, W), self.crop, unit, self.gen)
     hr = self.base(x[:, :, y1:y2, x1:x2])
     gh, gw = H // os, W // os
     hr_in = F.pad(hr.logits, (x1 // os, gw - x2 // os, y1 // os, gh - y2 // os))

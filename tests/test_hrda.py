@@ -1,6 +1,6 @@
 """HRDA (nbs/03c_hrda.ipynb) under dacs and multi-resolution cluda (eqs. 7-8, nbs/methods/cluda.ipynb), on CPU with tiny
-crops: the detail loss, the three `mr_cl` rows of Table 4b, the learned delta, exact resume after SIGKILL, evaluation of
-a finished checkpoint, and the shipped configs."""
+crops: the three `mr_cl` rows of Table 4b, gradients into the scale attention and delta, exact resume after SIGKILL,
+no target labels, the error messages and the shipped configs."""
 import json, math
 import pytest
 import torch
