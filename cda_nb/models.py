@@ -15,7 +15,7 @@ from .core import CDAError, check_choice, load_torch_file
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'MODELS', 'CAFFE_BGR_MEAN', 'INPUT_NORMS', 'SegOutput', 'conv_bn', 'ResBlock',
-           'Normalize', 'SmallSegNet', 'build_model', 'batch_stats', 'Bottleneck', 'ASPPSum', 'InputNorm', 'DeepLabV2',
+           'Normalize', 'ASPPSum', 'SmallSegNet', 'build_model', 'batch_stats', 'Bottleneck', 'InputNorm', 'DeepLabV2',
            'LoadReport', 'load_backbone']
 
 # %% ../nbs/03_models.ipynb #54ef1fb4
@@ -62,25 +62,37 @@ class Normalize(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
     def forward(self, x): return (x - self.mean) / self.std
 
+class ASPPSum(nn.Module):
+    "DeepLab-V2 classifier: parallel 3x3 convs with dilations `rates`, outputs summed."
+    def __init__(self, inplanes, n_classes, rates=(6, 12, 18, 24)):
+        super().__init__()
+        self.conv2d_list = nn.ModuleList(nn.Conv2d(inplanes, n_classes, 3, padding=r, dilation=r, bias=True) for r in rates)
+        for m in self.conv2d_list: nn.init.normal_(m.weight, 0, 0.01); nn.init.zeros_(m.bias)
+    def forward(self, x): return sum(conv(x) for conv in self.conv2d_list)
+
 # %% ../nbs/03_models.ipynb #d69345c7
 class SmallSegNet(nn.Module):
     "Small segmentation network, output stride 8: image (B,3,H,W) in [0,1] -> SegOutput."
-    def __init__(self, n_classes=19, width=32, feat_dim=64):
+    def __init__(self, n_classes=19, width=32, feat_dim=64, aspp_rates=()):
         super().__init__()
         w = width
-        self.n_classes, self.feat_dim, self.cls_feat_dim = n_classes, feat_dim, n_classes
+        self.n_classes, self.feat_dim = n_classes, feat_dim
+        self.cls_feat_dim = n_classes * max(1, len(aspp_rates))
         self.norm = Normalize()
         self.stem = conv_bn(3, w, stride=2)                                   # strided first layer: /2
         self.stage2 = nn.Sequential(conv_bn(w, 2 * w, stride=2), ResBlock(2 * w))         # /4
         self.stage3 = nn.Sequential(conv_bn(2 * w, feat_dim, stride=2), ResBlock(feat_dim),
                                     ResBlock(feat_dim, dilation=2), ResBlock(feat_dim, dilation=4))  # /8
         self.head = conv_bn(feat_dim, feat_dim, k=1)
-        self.classifier = nn.Conv2d(feat_dim, n_classes, 1)
+        # one 1x1 classifier (default), or DeepLab-V2's branched one: 3x3 convs at `aspp_rates`, summed (ASPPSum, below)
+        self.classifier = ASPPSum(feat_dim, n_classes, aspp_rates) if aspp_rates else nn.Conv2d(feat_dim, n_classes, 1)
 
     def forward(self, x) -> SegOutput:
         s1 = self.stem(self.norm(x)); s2 = self.stage2(s1); s3 = self.stage3(s2)
         f = self.head(s3)
-        return SegOutput(feats=f, logits=self.classifier(f), levels=[s1, s2, s3])
+        if isinstance(self.classifier, nn.Conv2d): return SegOutput(feats=f, logits=self.classifier(f), levels=[s1, s2, s3])
+        branches = [conv(f) for conv in self.classifier.conv2d_list]       # kept for bcl's classifier-level features
+        return SegOutput(feats=f, logits=sum(branches), levels=[s1, s2, s3], cls_feats=torch.cat(branches, 1))
 
 # %% ../nbs/03_models.ipynb #007d18ee
 MODELS = {"small": SmallSegNet}
@@ -129,14 +141,6 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return self.relu(out + (x if self.downsample is None else self.downsample(x)))
-
-class ASPPSum(nn.Module):
-    "DeepLab-V2 classifier: parallel 3x3 convs with dilations `rates`, outputs summed."
-    def __init__(self, inplanes, n_classes, rates=(6, 12, 18, 24)):
-        super().__init__()
-        self.conv2d_list = nn.ModuleList(nn.Conv2d(inplanes, n_classes, 3, padding=r, dilation=r, bias=True) for r in rates)
-        for m in self.conv2d_list: nn.init.normal_(m.weight, 0, 0.01); nn.init.zeros_(m.bias)
-    def forward(self, x): return sum(conv(x) for conv in self.conv2d_list)
 
 # %% ../nbs/03_models.ipynb #7f61efd3
 CAFFE_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)

@@ -66,7 +66,12 @@ printf '%s\n' "bcl 0 decoder - - {feat: decoder, threshold: 0.7, label_bn: eval}
   "ucda 0 nocross - - {cross_domain: false, teacher_bn: eval}" \
   "bcl 0 static_fcl - - {lambda_bc: 0.0, dynamic: false}" "bcl 1 static_fcl - - {lambda_bc: 0.0, dynamic: false}" "bcl 2 static_fcl - - {lambda_bc: 0.0, dynamic: false}" \
   "bcl 0 static_fcl_bcl - - {dynamic: false}" "bcl 1 static_fcl_bcl - - {dynamic: false}" "bcl 2 static_fcl_bcl - - {dynamic: false}" \
-  "bcl 0 static_fcl_dec - - {lambda_bc: 0.0, dynamic: false, feat: decoder}" |
+  "bcl 0 static_fcl_dec - - {lambda_bc: 0.0, dynamic: false, feat: decoder}" \
+  "self_training 0 p40 - - {cbst_p: 0.4}" "self_training 0 p60 - - {cbst_p: 0.6}" "self_training 1 p60 - - {cbst_p: 0.6}" \
+  "self_training 2 p60 - - {cbst_p: 0.6}" "bcl 0 p60 - - {cbst_p: 0.6}" "bcl 0 static_fcl_p60 - - {lambda_bc: 0.0, dynamic: false, cbst_p: 0.6}" \
+  "self_training 1 lbneval - - {label_bn: eval}" "self_training 2 lbneval - - {label_bn: eval}" \
+  "bcl 0 lbneval - - {label_bn: eval}" "bcl 1 lbneval - - {label_bn: eval}" "bcl 2 lbneval - - {label_bn: eval}" \
+  "bcl 0 static_fcl_lbneval - - {lambda_bc: 0.0, dynamic: false, label_bn: eval}" "bcl 0 distill200 - - {distill_iters: 200}" |
   xargs -P "$JOBS" -I{} bash -c 'runline "$1"' _ {}
 # stage 4: the multi-resolution (HRDA) option on seed 0: the small network inside model hrda (context at 0.5, 64x64
 # detail crops of the 128x128 training crops): its own source-only model first, then dacs and cluda (eq. 7) from it
@@ -74,6 +79,15 @@ HR="model: hrda, model_kwargs: {base: small, crop: [64, 64]}"
 runcfg "source_only 0 hrda {$HR}"
 printf '%s\n' "dacs 0 hrda {$HR, init: $RUNS/minicity/source_only-hrda/seed0/checkpoint.pt}" \
   "cluda 0 hrda {$HR, init: $RUNS/minicity/source_only-hrda/seed0/checkpoint.pt}" |
+  xargs -P "$JOBS" -I{} bash -c 'runcfg "$1"' _ {}
+
+# stage 5: bcl's official representation on a matching head: the small network with DeepLab-V2's branched classifier
+# (four 3x3 convs at dilations 2, 4, 6, 8, summed; bcl contrasts their 76-d concatenation), 3 seeds of its own
+# source-only model, then L_base (self_training) and bcl from it
+AS="model_kwargs: {aspp_rates: [2, 4, 6, 8]}"
+printf '%s\n' "source_only 0 aspp {$AS}" "source_only 1 aspp {$AS}" "source_only 2 aspp {$AS}" |
+  xargs -P "$JOBS" -I{} bash -c 'runcfg "$1"' _ {}
+for s in 0 1 2; do for m in self_training bcl; do echo "$m $s aspp {$AS, init: $RUNS/minicity/source_only-aspp/seed$s/checkpoint.pt}"; done; done |
   xargs -P "$JOBS" -I{} bash -c 'runcfg "$1"' _ {}
 
 papermill nbs/report.ipynb "$NB/report.ipynb" -p dataset minicity -p runs_dir "$RUNS" -p report_dir reports --cwd . \
