@@ -112,6 +112,7 @@ ABLATION = [("self_training", "L_base (self-training, static CBST labels on targ
             ("source_only-aspp", "source_only with DeepLab-V2's branched classifier on the small network (`model_kwargs: {aspp_rates: [2, 4, 6, 8]}`), 1000 steps", {}),
             ("self_training-aspp", "L_base on the branched classifier, from `source_only-aspp`", {}),
             ("bcl-aspp", "full bcl on the branched classifier: FCL and BCL on the 76-d concatenated branch outputs, as the official code; from `source_only-aspp`", {}),
+            ("bcl-aspp_t70", "full bcl on the branched classifier at the paper's T = 0.7 (tuned there for the 76-d branch concatenation)", {"threshold": 0.7}),
             ("bcl-fcl", "+ FCL (static labels) †", {"lambda_bc": 0.0, "dynamic": False}),
             ("bcl-fcl_bcl", "+ FCL + BCL (static labels) †", {"dynamic": False}),
             ("bcl-dyn_nocal", "+ FCL + BCL, hybrid labels at T = 0.7, no calibration †", {"calibrate": False, "threshold": 0.7}),

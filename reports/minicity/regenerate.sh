@@ -87,7 +87,8 @@ printf '%s\n' "dacs 0 hrda {$HR, init: $RUNS/minicity/source_only-hrda/seed0/che
 AS="model_kwargs: {aspp_rates: [2, 4, 6, 8]}"
 printf '%s\n' "source_only 0 aspp {$AS}" "source_only 1 aspp {$AS}" "source_only 2 aspp {$AS}" |
   xargs -P "$JOBS" -I{} bash -c 'runcfg "$1"' _ {}
-for s in 0 1 2; do for m in self_training bcl; do echo "$m $s aspp {$AS, init: $RUNS/minicity/source_only-aspp/seed$s/checkpoint.pt}"; done; done |
+for s in 0 1 2; do for m in self_training bcl; do echo "$m $s aspp {$AS, init: $RUNS/minicity/source_only-aspp/seed$s/checkpoint.pt}"; done
+  echo "bcl $s aspp_t70 {$AS, init: $RUNS/minicity/source_only-aspp/seed$s/checkpoint.pt, method_params: {threshold: 0.7}}"; done |
   xargs -P "$JOBS" -I{} bash -c 'runcfg "$1"' _ {}
 
 papermill nbs/report.ipynb "$NB/report.ipynb" -p dataset minicity -p runs_dir "$RUNS" -p report_dir reports --cwd . \
