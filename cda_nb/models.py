@@ -69,6 +69,10 @@ class ASPPSum(nn.Module):
         self.conv2d_list = nn.ModuleList(nn.Conv2d(inplanes, n_classes, 3, padding=r, dilation=r, bias=True) for r in rates)
         for m in self.conv2d_list: nn.init.normal_(m.weight, 0, 0.01); nn.init.zeros_(m.bias)
     def forward(self, x): return sum(conv(x) for conv in self.conv2d_list)
+    def outputs(self, x):
+        "The summed logits and the branch outputs concatenated (signed classifier-level features, bcl's official representation)."
+        b = [conv(x) for conv in self.conv2d_list]
+        return sum(b), torch.cat(b, 1)
 
 # %% ../nbs/03_models.ipynb #d69345c7
 class SmallSegNet(nn.Module):
@@ -91,8 +95,8 @@ class SmallSegNet(nn.Module):
         s1 = self.stem(self.norm(x)); s2 = self.stage2(s1); s3 = self.stage3(s2)
         f = self.head(s3)
         if isinstance(self.classifier, nn.Conv2d): return SegOutput(feats=f, logits=self.classifier(f), levels=[s1, s2, s3])
-        branches = [conv(f) for conv in self.classifier.conv2d_list]       # kept for bcl's classifier-level features
-        return SegOutput(feats=f, logits=sum(branches), levels=[s1, s2, s3], cls_feats=torch.cat(branches, 1))
+        logits, cls_feats = self.classifier.outputs(f)
+        return SegOutput(feats=f, logits=logits, levels=[s1, s2, s3], cls_feats=cls_feats)
 
 # %% ../nbs/03_models.ipynb #007d18ee
 MODELS = {"small": SmallSegNet}
@@ -217,8 +221,8 @@ class DeepLabV2(nn.Module):
 
     def forward(self, x) -> SegOutput:
         f = self.backbone(x)
-        branches = [conv(f) for conv in self.layer5.conv2d_list]     # ASPP: summed, and kept for classifier-level features
-        return SegOutput(feats=f, logits=sum(branches), cls_feats=torch.cat(branches, 1))
+        logits, cls_feats = self.layer5.outputs(f)                    # ASPP: summed, and kept for classifier-level features
+        return SegOutput(feats=f, logits=logits, cls_feats=cls_feats)
 
     def param_groups(self):
         "Trainable parameters: backbone (lr_mult 1) and ASPP classifier (lr_mult 10), as in the DeepLab-V2 code."
