@@ -506,7 +506,7 @@ AUG_POLICIES = ("geometric", "photometric")   # geometric: scale/crop/flip only;
 
 def _gauss_blur(x, sigma):
     "Separable Gaussian blur of (3,H,W) `x` with std `sigma` pixels (reflect padding)."
-    r = max(int(math.ceil(2.5 * sigma)), 1); t = torch.arange(-r, r + 1, dtype=x.dtype)
+    r = max(int(math.ceil(2.5 * sigma)), 1); t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)   # the batch's device (a CPU kernel crashed CUDA runs)
     k = torch.exp(-t ** 2 / (2 * sigma ** 2)); k = k / k.sum()
     y = F.pad(x[None], (r, r, r, r), mode='reflect')
     y = F.conv2d(y, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
