@@ -20,6 +20,7 @@ def _ckpt_keys(cfg):
     d = asdict(cfg)
     for k in ("iters", "eval_every", "log_every", "ckpt_every", "out_dir", "device", "resume", "figures",
               "progress", "num_workers", "eval_batch_size", "data_root", "source_root", "target_root", "analysis"): d.pop(k)
+    for k in ("amp_dtype", "deterministic", "channels_last"): d.pop(k)   # runtime settings (added later: old checkpoints lack them)
     return d
 
 def save_checkpoint(self: Trainer):

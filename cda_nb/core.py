@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['CDAError', 'check_choice', 'seed_everything', 'mix_seed', 'rng_state', 'set_rng_state', 'get_device', 'named_oserror',
-           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'append_jsonl',
-           'read_jsonl', 'load_torch_file', 'cache_dir', 'run_dir', 'peak_rss_mb', 'peak_gpu_mb', 'progress_mode',
-           'LineProgress', 'progress']
+__all__ = ['CDAError', 'check_choice', 'seed_everything', 'mix_seed', 'rng_state', 'set_rng_state', 'get_device', 'amp_dtype_for',
+           'named_oserror', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save',
+           'append_jsonl', 'read_jsonl', 'load_torch_file', 'cache_dir', 'run_dir', 'peak_rss_mb', 'peak_gpu_mb',
+           'progress_mode', 'LineProgress', 'progress']
 
 # %% ../nbs/00_core.ipynb #a002fcdc
 class CDAError(ValueError):
@@ -32,10 +32,9 @@ def seed_everything(seed: int, deterministic: bool = True):
     "Seed `random`, numpy and torch; optionally request deterministic algorithms."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
-    if deterministic:
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = bool(deterministic), not deterministic
+    if deterministic: os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(bool(deterministic), warn_only=True)
 
 # %% ../nbs/00_core.ipynb #864c0625
 def mix_seed(*xs) -> int:
@@ -75,6 +74,15 @@ def get_device(pref: str = "auto") -> torch.device:
     try: return torch.device(pref)
     except RuntimeError as e: raise CDAError(f"device={pref!r} is not a device; use 'auto', 'cpu' or 'cuda[:N]'") from e
 
+def amp_dtype_for(device, pref: str = "auto", capability=None):
+    "Autocast dtype on `device`: None on the CPU; 'auto' gives bf16 on compute capability >= 8.0 (Ampere and newer), else fp16."
+    device = torch.device(device)
+    check_choice("amp_dtype", pref, ("auto", "bf16", "fp16", "fp32"))
+    if device.type != "cuda" or pref == "fp32": return None
+    if pref != "auto": return torch.bfloat16 if pref == "bf16" else torch.float16
+    major, _ = capability or torch.cuda.get_device_capability(device)
+    return torch.bfloat16 if major >= 8 else torch.float16
+
 # %% ../nbs/00_core.ipynb #df4c3822
 _HINTS = {errno.ENOSPC: "the disk is full: free some space or choose another out_dir",
           errno.EDQUOT: "the disk quota is exceeded: free some space or choose another out_dir",
@@ -90,15 +98,17 @@ def _umask() -> int:
     m = os.umask(0); os.umask(m)
     return m
 
-def atomic_write_bytes(path, data: bytes):
-    "Write `data` to `path` atomically (temp file in the same folder, then rename); mode 0666 less the umask, as `open` gives."
+def atomic_write_bytes(path, data):
+    "Write `data` (bytes, or a function writing to a binary file) to `path` atomically (temp file in the same folder, then rename); mode 0666 less the umask, as `open` gives."
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e: raise named_oserror(e, path) from e
     try:
-        with os.fdopen(fd, "wb") as f: f.write(data); f.flush(); os.fsync(f.fileno())
+        with os.fdopen(fd, "wb") as f:
+            data(f) if callable(data) else f.write(data)
+            f.flush(); os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())                    # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException as e:
@@ -121,9 +131,8 @@ def atomic_write_json(path, obj, indent=2):
     return atomic_write_text(path, json.dumps(obj, indent=indent, default=_jsonable) + "\n")
 
 def atomic_torch_save(obj, path):
-    "`torch.save` to `path` atomically."
-    buf = io.BytesIO(); torch.save(obj, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    "`torch.save` to `path` atomically, streamed into the temp file (no in-memory copy of a large checkpoint)."
+    return atomic_write_bytes(path, lambda f: torch.save(obj, f))
 
 # %% ../nbs/00_core.ipynb #df79bc26
 def append_jsonl(path, obj):

@@ -34,11 +34,12 @@ def evaluate(self: Trainer, ds=None) -> dict:
     ds = ds or self.data["val"]
     meter = ConfusionMeter(len(CLASSES19))
     if self.world > 1: ds = torch.utils.data.Subset(ds, range(self.rank, len(ds), self.world))
-    dl = DataLoader(ds, batch_size=self.cfg.eval_batch_size, num_workers=self.cfg.num_workers)
-    for b in dl:
-        img = b["image"]
+    cuda = self.device.type == "cuda"
+    dl = DataLoader(ds, batch_size=self.cfg.eval_batch_size, num_workers=self.cfg.num_workers, pin_memory=cuda)
+    for b in dl:                       # resized, predicted and counted on the run's device; 19x20 counts come back per batch
+        img, lab = b["image"].to(self.device, non_blocking=True), b["label"].to(self.device, non_blocking=True)
         if self.cfg.eval_size: img = F.interpolate(img, size=self.cfg.eval_size, mode="bilinear", align_corners=False)
-        meter.update(self.predict(img, size=b["label"].shape[-2:]).cpu(), b["label"])
+        meter.update(self.predict(img, size=lab.shape[-2:]), lab)
     meter = self.all_reduce_meter(meter)
     iou = meter.iou()
     per = {c: (None if np.isnan(v) else float(v)) for c, v in zip(CLASSES19, iou)}

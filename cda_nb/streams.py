@@ -13,8 +13,9 @@ from .data import (GTA5, SYNTHIA, Cityscapes, JointTransform, CLASSES19, IGNORE,
                    class_presence, ClassBalancedChoice)
 
 # %% auto #0
-__all__ = ['SOURCE_FOLDER', 'SOURCE_SAMPLING', 'Stream', 'stream_loader', 'to_device', 'data_roots', 'source_dataset',
-           'build_data', 'has_test_labels', 'check_run_inputs', 'presence_cache_key', 'source_sampler']
+__all__ = ['LABEL_KEYS', 'SOURCE_FOLDER', 'SOURCE_SAMPLING', 'Stream', 'stream_loader', 'to_device', 'data_roots',
+           'source_dataset', 'build_data', 'has_test_labels', 'check_run_inputs', 'presence_cache_key',
+           'source_sampler']
 
 # %% ../nbs/09b_streams.ipynb #017ea0a9
 class Stream(Dataset):
@@ -33,7 +34,15 @@ class Stream(Dataset):
     def __getitem__(self, pos):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(mix_seed(self.seed, self.salt, 1 << 40, pos))
-            return self.ds[self.index(pos)]
+            item = self.ds[self.index(pos)]
+        return {k: _small_label(v) if k in LABEL_KEYS else v for k, v in item.items()}
+
+LABEL_KEYS = ("label", "pseudo")          # class maps of a batch: uint8 between the loader and the device (8x less than int64)
+
+def _small_label(v):
+    "A class map (ids 0..254 and 255 = ignore) as uint8; unchanged if its values do not fit."
+    if not torch.is_tensor(v) or v.dtype == torch.uint8: return v
+    return v.to(torch.uint8) if v.numel() == 0 or (int(v.min()) >= 0 and int(v.max()) <= 255) else v
 
 class _Batches(torch.utils.data.Sampler):
     "Batches of stream positions for steps `start`.. (rank `rank` of `world`)."
@@ -44,15 +53,19 @@ class _Batches(torch.utils.data.Sampler):
             b = (s * self.world + self.rank) * self.bs
             yield list(range(b, b + self.bs))
 
-def stream_loader(stream, batch_size, start, stop, num_workers=0, rank=0, world=1):
-    "A DataLoader yielding the batches of steps `start`..`stop`-1 of `stream`."
+def stream_loader(stream, batch_size, start, stop, num_workers=0, rank=0, world=1, pin_memory=False, prefetch_factor=4):
+    "A DataLoader yielding the batches of steps `start`..`stop`-1 of `stream` (`pin_memory` on CUDA: non-blocking copies)."
     return DataLoader(stream, batch_sampler=_Batches(batch_size, start, stop, rank, world), num_workers=num_workers,
-                      persistent_workers=False)
+                      pin_memory=pin_memory, prefetch_factor=prefetch_factor if num_workers else None,
+                      persistent_workers=False)   # one pass per loader: a loader lives from a (re)start or refresh to the next
 
 # %% ../nbs/09b_streams.ipynb #7509ef69
 def to_device(batch, device):
-    "Move the tensors of a batch dict to `device`."
-    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+    "Move the tensors of a batch dict to `device` (non-blocking from pinned memory); class maps become int64 there."
+    out = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+    for k in LABEL_KEYS:
+        if k in out and torch.is_tensor(out[k]): out[k] = out[k].long()
+    return out
 
 # %% ../nbs/09b_streams.ipynb #71d4176c
 SOURCE_FOLDER = {"minicity": "gta5", "gta5_cityscapes": "gta5", "synthia_cityscapes": "synthia"}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_trainers.ipynb #2458aab9
 from __future__ import annotations
-import time, dataclasses
+import os, time, dataclasses
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Optional
@@ -26,8 +26,8 @@ from .evaluation import *
 
 # %% auto #0
 __all__ = ['DATASET_DEFAULTS', 'METHODS', 'COMMITTED_RUNS', 'TrainConfig', 'tail_stage', 'Method', 'register', 'SourceOnly',
-           'Oracle', 'make_config', 'frozen_copy', 'poly_lr', 'warmup_factor', 'source_config', 'committed_source_run',
-           'resolve_init', 'Trainer', 'train', 'fit', 'notebook_params']
+           'Oracle', 'default_workers', 'make_config', 'frozen_copy', 'poly_lr', 'warmup_factor', 'source_config',
+           'committed_source_run', 'resolve_init', 'Trainer', 'train', 'fit', 'notebook_params']
 
 # %% ../nbs/09_trainers.ipynb #24fef222
 DATASET_DEFAULTS = {
@@ -74,12 +74,15 @@ class TrainConfig:
     eval_every: int = 0            # 0: evaluate at the end only
     eval_batch_size: int = 8
     log_every: int = 10
-    ckpt_every: int = 100
+    ckpt_every: Optional[int] = None   # None: every min(max(100, iters // 20), 2000) steps (MiniCity: 100; full scale: 2000)
     out_dir: str = "runs"          # root of the run folders (reports/runs holds the committed benchmark runs)
     tag: str = ""                  # suffix of the run folder name (ablations)
     device: str = "auto"
     amp: bool = True               # mixed precision, CUDA only
-    num_workers: int = 0
+    amp_dtype: str = "auto"        # "auto" (bf16 from compute capability 8.0, else fp16 + gradient scaler), "bf16", "fp16", "fp32"
+    num_workers: Optional[int] = None  # loader worker processes per rank; None: 0 on the CPU, else the rank's share of the cores (<= 8)
+    deterministic: Optional[bool] = None  # deterministic kernels; None: on on the CPU (tests, MiniCity), off on CUDA (cudnn.benchmark)
+    channels_last: bool = False    # channels-last memory format for the model (convolutional networks under AMP on CUDA)
     resume: bool = True
     init: str = ""                 # starting weights: "" (the method's default), "none", "source_only" or a checkpoint path
     init_iters: Optional[int] = None  # iterations of the source-only run that init="source_only" trains when it finds none
@@ -193,6 +196,13 @@ class Oracle(Method):
         return {"ce_tgt": seg_loss(out, tgt["label"])}
 
 # %% ../nbs/09_trainers.ipynb #2481f8e7
+def default_workers(device) -> int:
+    "Loader workers per process: 0 on the CPU; on CUDA the cores of this machine shared by its ranks, less one for the rank itself, in 1..8."
+    if torch.device(device).type != "cuda": return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    return max(1, min(8, cores // max(local, 1) - 1))
+
 def make_config(cfg=None, **params) -> TrainConfig:
     "A checked `TrainConfig` from a config (or dict) plus keyword overrides."
     d = asdict(cfg) if isinstance(cfg, TrainConfig) else dict(cfg or {})
@@ -207,7 +217,12 @@ def make_config(cfg=None, **params) -> TrainConfig:
     for k, v in dd.items():
         if k == "adapt_iters": continue
         if d.get(k) is None: d[k] = v * mcls.lr_factor if k == "lr" else dd["adapt_iters"] if (k == "iters" and adapts) else v
+    dev = get_device(d.get("device", "auto"))
+    if d.get("num_workers") is None: d["num_workers"] = default_workers(dev)
+    if d.get("deterministic") is None: d["deterministic"] = dev.type != "cuda"
+    if d.get("ckpt_every") is None and isinstance(d.get("iters"), int): d["ckpt_every"] = min(max(100, d["iters"] // 20), 2000)
     c = validate_config(TrainConfig(**d))
+    check_choice("amp_dtype", c.amp_dtype, ("auto", "bf16", "fp16", "fp32"))
     check_method_params(METHODS[c.method], c.method_params)
     check_choice("optimizer", c.optimizer, ["sgd", "adamw"])
     check_choice("model", c.model, MODELS)
@@ -242,7 +257,8 @@ def warmup_factor(step: int, warmup_iters: int, ratio: float = 1e-6) -> float:
 import json as _json
 COMMITTED_RUNS = Path(cda_nb.__file__).resolve().parents[1]/"reports"/"runs"   # in a clone of the kit (absent from a wheel)
 _PLUMBING = {"out_dir", "tag", "device", "amp", "num_workers", "resume", "progress", "figures", "analysis", "eval_every",
-             "eval_batch_size", "log_every", "ckpt_every", "init_iters"}    # settings that do not change the trained weights
+             "eval_batch_size", "log_every", "ckpt_every", "init_iters",    # settings that do not change the trained weights
+             "amp_dtype", "deterministic", "channels_last"}                # (on the CPU; on a GPU only by rounding)
 
 def source_config(cfg: TrainConfig) -> TrainConfig:
     "The config of the source-only run that `init='source_only'` starts from: its own defaults (lr, iterations, sampling)."
@@ -288,11 +304,12 @@ class Trainer:
         self.inputs = check_run_inputs(cfg, METHODS[cfg.method])   # every file the run reads, before anything is written
         self.dir = run_dir(cfg.out_dir, cfg.dataset, cfg.method, cfg.seed, cfg.tag, create=False)   # made once all is built
         self.init_from = resolve_init(cfg)            # may first train the source-only run it starts from
-        seed_everything(cfg.seed)
+        seed_everything(cfg.seed, deterministic=cfg.deterministic)
         self.method = METHODS[cfg.method](**cfg.method_params)
         self.data = build_data(cfg, self.method)
         self.model = build_model(cfg.model, n_classes=len(CLASSES19), **cfg.model_kwargs).to(self.device)
         if self.init_from: self.model.load_state_dict(self.initial_state())
+        if cfg.channels_last: self.model.to(memory_format=torch.channels_last)
         self._target_changed = False
         self.method.setup(self)
         self.source_chooser = self.method.source_chooser(self)
@@ -304,9 +321,7 @@ class Trainer:
             self.opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         else:
             self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.amp_dtype = None
-        if cfg.amp and self.device.type == "cuda":
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.amp_dtype = amp_dtype_for(self.device, cfg.amp_dtype) if cfg.amp else None   # bf16 only where it is native
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.step, self.train_seconds, self.history = 0, 0.0, []
         if self.world > 1:                                          # identical start on every rank
@@ -385,7 +400,7 @@ def _loaders(self: Trainer, start, stop):
         if not use: continue
         ds, chooser = (self.data["source"], self.source_chooser) if key == "src" else (m.target_stream(self), None)
         out[key] = iter(stream_loader(Stream(ds, cfg.seed, salt, chooser), cfg.batch_size, start, stop,
-                                      cfg.num_workers, self.rank, self.world))
+                                      cfg.num_workers, self.rank, self.world, pin_memory=self.device.type == "cuda"))
     return out
 
 def fit(self: Trainer, stop_at: int = None) -> dict:
