@@ -171,7 +171,38 @@ class JointTransform:
         if lab is not None: lab = F.interpolate(lab[None, None].float(), size=size, mode='nearest')[0, 0].long()
         return img, lab
 
+    def _uint8(self, image, label):
+        "The full-scale path (a fixed `resize`, uint8 input): one uint8 resize to the scaled size, crop and flip in uint8, float last."
+        img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        lab = None if label is None else torch.from_numpy(np.ascontiguousarray(label, dtype=np.uint8))
+        h, w = self.resize
+        if self.scale is not None:                            # the same draws, in the same order, as the float path
+            lo, hi = self.scale
+            s = lo + (hi - lo) * torch.rand(1).item()
+            h, w = max(1, round(h * s)), max(1, round(w * s))
+        if tuple(img.shape[-2:]) != (h, w):
+            img = F.interpolate(img[None].contiguous(memory_format=torch.channels_last), size=(h, w), mode='bilinear',
+                                align_corners=False)[0]
+            if lab is not None: lab = F.interpolate(lab[None, None], size=(h, w), mode='nearest')[0, 0]
+        if self.crop is not None:
+            ch, cw = self.crop
+            ph, pw = max(ch - h, 0), max(cw - w, 0)
+            if ph or pw:
+                img = F.pad(img, (0, pw, 0, ph), value=0)
+                if lab is not None: lab = F.pad(lab, (0, pw, 0, ph), value=IGNORE)
+                h, w = img.shape[-2:]
+            y = int(torch.randint(0, h - ch + 1, (1,)).item()); x = int(torch.randint(0, w - cw + 1, (1,)).item())
+            img = img[:, y:y + ch, x:x + cw]
+            if lab is not None: lab = lab[y:y + ch, x:x + cw]
+        if self.flip and torch.rand(1).item() < 0.5:
+            img = img.flip(-1)
+            if lab is not None: lab = lab.flip(-1)
+        return img.float().div_(255.), (None if lab is None else lab.long())
+
     def __call__(self, image, label=None):
+        if self.resize is not None and isinstance(image, np.ndarray) and image.dtype == np.uint8 and \
+           (label is None or (isinstance(label, np.ndarray) and label.dtype == np.uint8)):
+            return self._uint8(image, label)
         img, lab = to_image_tensor(image), (None if label is None else to_label_tensor(label))
         if self.resize is not None: img, lab = self._resize(img, lab, self.resize)
         if self.scale is not None:
