@@ -11,8 +11,8 @@ import torch
 from .core import *
 
 # %% auto #0
-__all__ = ['save_checkpoint', 'load_checkpoint', 'check_resume_iters', 'ckpt_status', 'NonFiniteState', 'check_state_finite',
-           'NonFiniteLoss']
+__all__ = ['save_checkpoint', 'checkpoint_bytes', 'load_checkpoint', 'check_resume_iters', 'ckpt_status', 'NonFiniteState',
+           'check_state_finite', 'NonFiniteLoss']
 
 # %% ../nbs/09d_checkpoints.ipynb #8ee71f06
 def _ckpt_keys(cfg):
@@ -27,11 +27,44 @@ def save_checkpoint(self: Trainer):
     "Write `checkpoint.pt` atomically (rank 0 only), after checking that the weights and buffers are finite."
     check_state_finite(self)
     if not self.is_main: return
+    written = self.__dict__.setdefault("_sidecars", {})
+    method = _externalise(self.method.state_dict(), self.dir, written)
     atomic_torch_save(dict(step=self.step, iters=self.cfg.iters, model=self.model.state_dict(), opt=self.opt.state_dict(),
-                           scaler=self.scaler.state_dict(), method=self.method.state_dict(), rng=rng_state(),
+                           scaler=self.scaler.state_dict(), method=method, rng=rng_state(),
                            train_seconds=self.train_seconds, history=self.history, config=_ckpt_keys(self.cfg)),
                       self.dir/"checkpoint.pt")
+    keep = {f for f, _ in written.values()}
+    for p in self.dir.glob("checkpoint-*-v*.pt"):                 # sidecars of earlier versions: the checkpoint has moved on
+        if p.name not in keep: p.unlink()
     self.ckpt_step = self.step
+
+def _externalise(obj, folder: Path, written: dict):
+    "`obj` with each `Sidecar` replaced by a reference; its payload goes to `checkpoint-<name>-v<version>.pt`, once per version."
+    if isinstance(obj, Sidecar):
+        f = folder/f"checkpoint-{obj.name}-v{obj.version}.pt"
+        if written.get(obj.name, (None,))[0] != f.name or not f.is_file():    # this trainer has not written it yet
+            atomic_torch_save(obj.payload, f)
+            written[obj.name] = (f.name, f.stat().st_size)
+        return {"__sidecar__": obj.name, "version": obj.version, "file": f.name, "bytes": written[obj.name][1]}
+    if isinstance(obj, dict): return {k: _externalise(v, folder, written) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return type(obj)(_externalise(v, folder, written) for v in obj)
+    return obj
+
+def _internalise(obj, folder: Path, written: dict, map_location="cpu"):
+    "Inverse of `_externalise`: each reference becomes a `Sidecar` with its payload read back (weights only)."
+    if isinstance(obj, dict) and "__sidecar__" in obj:
+        f = folder/obj["file"]
+        payload = load_torch_file(f, map_location=map_location, fix=f"It holds the {obj['__sidecar__']!r} state that "
+                                  f"{folder/'checkpoint.pt'} refers to; without it the run cannot resume: pass resume=False.")
+        written[obj["__sidecar__"]] = (f.name, f.stat().st_size)
+        return Sidecar(obj["__sidecar__"], obj["version"], payload)
+    if isinstance(obj, dict): return {k: _internalise(v, folder, written, map_location) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return type(obj)(_internalise(v, folder, written, map_location) for v in obj)
+    return obj
+
+def checkpoint_bytes(run_dir) -> int:
+    "Bytes of a run's checkpoint with its sidecars."
+    return sum(p.stat().st_size for p in [Path(run_dir)/"checkpoint.pt", *Path(run_dir).glob("checkpoint-*-v*.pt")] if p.is_file())
 
 def _save_checkpoint_all(self: Trainer):
     "Rank 0 writes the checkpoint; the others wait for it."
@@ -48,7 +81,8 @@ def load_checkpoint(self: Trainer, path=None):
     if diff: raise CDAError(f"{self.dir/'checkpoint.pt'} was written with other settings {diff} (checkpoint, now); "
                             "pass resume=False or another out_dir/tag")
     self.model.load_state_dict(ck["model"]); self.opt.load_state_dict(ck["opt"])
-    self.scaler.load_state_dict(ck["scaler"]); self.method.load_state_dict(ck["method"])
+    self.scaler.load_state_dict(ck["scaler"])
+    self.method.load_state_dict(_internalise(ck["method"], path.parent, self.__dict__.setdefault("_sidecars", {})))
     set_rng_state(ck["rng"])
     self.step, self.train_seconds, self.history = ck["step"], ck["train_seconds"], ck["history"]
     self.ckpt_step = ck["step"]

@@ -12,8 +12,8 @@ import torch
 # %% auto #0
 __all__ = ['CDAError', 'check_choice', 'seed_everything', 'mix_seed', 'rng_state', 'set_rng_state', 'get_device', 'amp_dtype_for',
            'named_oserror', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save',
-           'append_jsonl', 'read_jsonl', 'load_torch_file', 'cache_dir', 'run_dir', 'peak_rss_mb', 'peak_gpu_mb',
-           'progress_mode', 'LineProgress', 'progress']
+           'Sidecar', 'append_jsonl', 'read_jsonl', 'load_torch_file', 'cache_dir', 'run_dir', 'peak_rss_mb',
+           'peak_gpu_mb', 'progress_mode', 'LineProgress', 'progress']
 
 # %% ../nbs/00_core.ipynb #a002fcdc
 class CDAError(ValueError):
@@ -133,6 +133,14 @@ def atomic_write_json(path, obj, indent=2):
 def atomic_torch_save(obj, path):
     "`torch.save` to `path` atomically, streamed into the temp file (no in-memory copy of a large checkpoint)."
     return atomic_write_bytes(path, lambda f: torch.save(obj, f))
+
+# %% ../nbs/00_core.ipynb #2fbca577
+class Sidecar:
+    "A large, rarely changing part of a method's state, stored beside the checkpoint once per `version` (see `09d_checkpoints`)."
+    def __init__(self, name: str, version: int, payload):
+        if not name.replace("_", "").isalnum(): raise CDAError(f"Sidecar name {name!r}: letters, digits and '_' only")
+        self.name, self.version, self.payload = name, int(version), payload
+    def __repr__(self): return f"Sidecar({self.name!r}, version={self.version})"
 
 # %% ../nbs/00_core.ipynb #df79bc26
 def append_jsonl(path, obj):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn.functional as F
-from .core import CDAError
+from .core import CDAError, Sidecar
 
 # %% auto #0
 __all__ = ['class_thresholds', 'cbst_thresholds', 'static_labels', 'proto_similarity', 'dynamic_labels', 'fill_ignored',
@@ -20,9 +20,9 @@ def class_thresholds(conf, pred, n_classes, p=0.2, cap=0.9):
     if not 0 < p <= 1: raise CDAError(f"p={p} must be in (0, 1]")
     thr = torch.full((n_classes,), float(cap), device=conf.device)
     for c in pred.unique().tolist():
-        x = conf[pred == c].float().sort(descending=True).values
+        x = conf[pred == c].float()
         k = max(1, math.floor(p * x.numel()))
-        thr[c] = min(x[k - 1].item(), cap)
+        thr[c] = min(x.kthvalue(x.numel() - k + 1).values.item(), cap)   # the k-th largest: a selection, not a sort
     return thr
 
 @torch.no_grad()
@@ -116,16 +116,25 @@ class StaticLabels:
         "Label every image of `dataset` (items with 'image', 'index') with `logits_fn(images) -> (B,C,h,w)`."
         from torch.utils.data import DataLoader
         from cda_nb.core import progress as tqdm
-        logits, index, sizes = [], [], []
-        dl = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
-        for b in tqdm(dl, desc=f"static labels @ {step}", disable=not progress, leave=False):
-            logits.append(logits_fn(b["image"]).float().cpu().half()); index += b["index"].tolist()
+        logits, conf, pred, index, sizes = [], [], [], [], []
+        dl = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=torch.cuda.is_available())
+        for b in tqdm(dl, desc=f"static labels @ {step} (1/2)", disable=not progress, leave=False):
+            lg = logits_fn(b["image"]).float().half()              # on the model's device; fp16 as stored
+            c, p = lg.float().softmax(1).max(1)                    # per image: the same numbers as a whole-set softmax
+            conf.append(c.reshape(-1)); pred.append(p.to(torch.uint8).reshape(-1))
+            logits.append(lg.cpu()); index += b["index"].tolist()  # host memory: fp16 logits at the network's output size
             sizes += [tuple(b["image"].shape[-2:])] * len(b["index"])
-        lg = torch.cat(logits)
-        conf, pred = lg.float().softmax(1).max(1)
-        self.thresholds = class_thresholds(conf.reshape(-1), pred.reshape(-1), lg.shape[1], self.p, self.cap)
-        self.labels = {i: static_labels(l[None].float(), self.thresholds, self.rule, size=s, ignore=self.ignore)[0].to(torch.uint8)
-                       for i, l, s in zip(index, lg, sizes)}
+        self.thresholds = class_thresholds(torch.cat(conf), torch.cat(pred).long(), logits[0].shape[1], self.p, self.cap)
+        del conf, pred
+        dev, self.labels = self.thresholds.device, {}
+        k = 0
+        for lg in tqdm(logits, desc=f"static labels @ {step} (2/2)", disable=not progress, leave=False):
+            lg = lg.to(dev, non_blocking=True)
+            for l in lg:                                           # upsampled to the image on the device, uint8 back
+                self.labels[index[k]] = static_labels(l[None].float(), self.thresholds, self.rule, size=sizes[k],
+                                                      ignore=self.ignore)[0].to(torch.uint8).cpu()
+                k += 1
+        self.thresholds = self.thresholds.cpu()
         self.refreshed_at = step
         return self
 
@@ -134,8 +143,14 @@ class StaticLabels:
         l = self.labels.get(int(index))
         return torch.full(tuple(size), self.ignore, dtype=torch.long) if l is None else l.long()
 
-    def state_dict(self): return dict(labels=self.labels, thresholds=self.thresholds, refreshed_at=self.refreshed_at)
-    def load_state_dict(self, d): self.labels, self.thresholds, self.refreshed_at = d["labels"], d["thresholds"], d["refreshed_at"]
+    def state_dict(self):
+        "The labels go beside the checkpoint (`Sidecar`), written once per refresh, not into every checkpoint."
+        return dict(labels=Sidecar("static_labels", self.refreshed_at, self.labels), thresholds=self.thresholds,
+                    refreshed_at=self.refreshed_at)
+    def load_state_dict(self, d):
+        labels = d["labels"]
+        self.labels = labels.payload if isinstance(labels, Sidecar) else labels
+        self.thresholds, self.refreshed_at = d["thresholds"], d["refreshed_at"]
 
 # %% ../nbs/07_expansion.ipynb #b4c08357
 class PseudoLabeled(torch.utils.data.Dataset):

@@ -20,3 +20,30 @@ def test_every_tensor_follows_the_device(method, tiny_root, tmp_path):
         t = dc.watch(Trainer(method=method, **kw))
         t.fit()
     assert dc.problems == [], "\n".join(sorted(set(dc.problems)))
+
+
+def test_static_labels_beside_the_checkpoint(tiny_root, tmp_path):
+    "self_training's labels live in a sidecar written once per refresh; the checkpoint refers to it; resume reads it back."
+    from cda_nb.checkpoints import checkpoint_bytes
+    from cda_nb.core import CDAError
+    kw = dict(TINY, iters=6, ckpt_every=2, data_root=str(tiny_root), out_dir=str(tmp_path))
+    Trainer(method="source_only", **kw).fit()
+    kw["method_params"] = {"refresh_every": 4}
+    t = Trainer(method="self_training", **kw); t.fit(stop_at=4)          # refreshed at 0, checkpoints at 2 and 4
+    d = t.dir
+    ck = torch.load(d/"checkpoint.pt", weights_only=True)
+    ref = ck["method"]["store"]["labels"]
+    assert ref["__sidecar__"] == "static_labels" and ref["version"] == 0 and (d/ref["file"]).is_file()
+    assert sorted(p.name for p in d.glob("checkpoint-*")) == ["checkpoint-static_labels-v0.pt"]
+    mtime = (d/ref["file"]).stat().st_mtime_ns
+    t2 = Trainer(method="self_training", **kw)                            # resume: labels read back from the sidecar
+    assert t2.step == 4 and set(t2.method.store.labels) == set(t.method.store.labels)
+    assert all(torch.equal(t2.method.store.labels[i], t.method.store.labels[i]) for i in t.method.store.labels)
+    t2.fit()                                                                 # refresh at 4: a new version replaces the old
+    assert sorted(p.name for p in d.glob("checkpoint-*")) == ["checkpoint-static_labels-v4.pt"]
+    assert checkpoint_bytes(d) == (d/"checkpoint.pt").stat().st_size + (d/"checkpoint-static_labels-v4.pt").stat().st_size
+    assert (d/"checkpoint.pt").stat().st_size < 2 * sum(p.numel() * p.element_size() for p in t2.model.state_dict().values()) + 10**5
+    (d/"checkpoint-static_labels-v4.pt").unlink()
+    with pytest.raises(CDAError, match="checkpoint-static_labels-v4.pt"):
+        Trainer(method="self_training", **kw)
+    assert mtime  # the first sidecar was written once (not rewritten by the checkpoint at step 4)
