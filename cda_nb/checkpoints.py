@@ -31,7 +31,7 @@ def save_checkpoint(self: Trainer):
     method = _externalise(self.method.state_dict(), self.dir, written)
     atomic_torch_save(dict(step=self.step, iters=self.cfg.iters, model=self.model.state_dict(), opt=self.opt.state_dict(),
                            scaler=self.scaler.state_dict(), method=method, rng=rng_state(),
-                           train_seconds=self.train_seconds, history=self.history, config=_ckpt_keys(self.cfg)),
+                           train_seconds=self.train_seconds, timing=self.timing, history=self.history, config=_ckpt_keys(self.cfg)),
                       self.dir/"checkpoint.pt")
     keep = {f for f, _ in written.values()}
     for p in self.dir.glob("checkpoint-*-v*.pt"):                 # sidecars of earlier versions: the checkpoint has moved on
@@ -85,6 +85,7 @@ def load_checkpoint(self: Trainer, path=None):
     self.method.load_state_dict(_internalise(ck["method"], path.parent, self.__dict__.setdefault("_sidecars", {})))
     set_rng_state(ck["rng"])
     self.step, self.train_seconds, self.history = ck["step"], ck["train_seconds"], ck["history"]
+    self.timing = {**self.timing, **ck.get("timing", {})}                 # older checkpoints have none
     self.ckpt_step = ck["step"]
     log = self.dir/"log.jsonl"
     if self.is_main and log.exists():

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09e_evaluation.ipynb #a9b82cf2
 from __future__ import annotations
-import json, warnings
+import json, time, warnings
 from dataclasses import dataclass
 from typing import Callable
 import numpy as np
@@ -109,11 +109,14 @@ def analysis_inputs(self: Trainer, labelled_target) -> AnalysisInputs:
 def finish(self: Trainer) -> dict:
     "Final evaluation; write metrics.json first, then the optional analysis and figures (which never cost the metrics)."
     cfg = self.cfg
-    r = self.evaluate()
+    t0 = time.perf_counter(); r = self.evaluate(); eval_seconds = time.perf_counter() - t0
     self.history = [h for h in self.history if h["step"] < self.step] + [{"step": self.step, "miou": r["miou"]}]
+    timing = {k: round(v, 3) for k, v in getattr(self, "timing", {}).items()}
     metrics = {"method": cfg.method, "dataset": cfg.dataset, "seed": cfg.seed, "iters": cfg.iters,
                "miou": r["miou"], "per_class_iou": r["per_class_iou"], **{k: r[k] for k in ("miou_16", "miou_13") if k in r},
                "train_seconds": round(self.train_seconds, 3), "sec_per_iter": round(self.train_seconds / max(self.step, 1), 4),
+               **timing, "data_wait_share": round(timing.get("data_seconds", 0) / max(self.train_seconds, 1e-9), 4),
+               "eval_seconds": round(eval_seconds, 3),
                "peak_rss_mb": round(peak_rss_mb(), 1), "peak_gpu_mb": peak_gpu_mb(), "device": str(self.device),
                "history": self.history, **self.method.metrics(), "data_warnings": data_warnings(self),
                "augmentation": {"policy": cfg.aug, "params": self.aug_params(), "method_adds": self.method.extra_augmentation}}

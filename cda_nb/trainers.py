@@ -324,6 +324,7 @@ class Trainer:
         self.amp_dtype = amp_dtype_for(self.device, cfg.amp_dtype) if cfg.amp else None   # bf16 only where it is native
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.step, self.train_seconds, self.history = 0, 0.0, []
+        self.timing = {"data_seconds": 0.0, "hook_seconds": 0.0}   # parts of train_seconds: loader wait, before_step hooks
         if self.world > 1:                                          # identical start on every rank
             for t in list(self.model.parameters()) + list(self.model.buffers()): dist.broadcast(t.data, 0)
         (self.dir/"figures").mkdir(parents=True, exist_ok=True)
@@ -416,11 +417,13 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
         lr = poly_lr(cfg.lr, *m.schedule(self.step, cfg.iters), cfg.poly_power) * warmup_factor(self.step, cfg.warmup_iters)
         for g in self.opt.param_groups: g["lr"] = lr * g.get("lr_mult", 1.0)
         if hasattr(self.model, "reseed"): self.model.reseed(mix_seed(cfg.seed, 19, self.step, self.rank))   # e.g. HRDA's detail crops
-        m.before_step(self.step)
+        m.before_step(self.step)                       # refreshes happen here: timed apart from the step
+        t1 = time.perf_counter(); self.timing["hook_seconds"] += t1 - t0
         if self._target_changed:                       # the method changed what the target stream carries
             loaders = self._loaders(self.step, stop); self._target_changed = False
         src = to_device(next(loaders["src"]), self.device) if "src" in loaders else None
         tgt = to_device(next(loaders["tgt"]), self.device) if "tgt" in loaders else None
+        t2 = time.perf_counter(); self.timing["data_seconds"] += t2 - t1   # waiting for the loader (and the copy)
         if src is not None: src["image_plain"], src["image"] = src["image"], self.augment_images(src["image"], 11)  # shared policy
         if tgt is not None: tgt["image_plain"], tgt["image"] = tgt["image"], self.augment_images(tgt["image"], 12)
         self.model.train()
@@ -438,7 +441,7 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
         self.train_seconds += time.perf_counter() - t0
         if self.step % cfg.log_every == 0 or self.step == cfg.iters:
             rec = {"step": self.step, "loss": loss.item(), **{k: v.item() for k, v in terms.items()}, "lr": lr,
-                   "seconds": round(self.train_seconds, 3), **m.log_items()}
+                   "seconds": round(self.train_seconds, 3), **{k: round(v, 3) for k, v in self.timing.items()}, **m.log_items()}
             if self.is_main: append_jsonl(self.dir/"log.jsonl", rec)
             bar.set_postfix(loss=f"{rec['loss']:.3f}")
         if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.iters:

@@ -39,7 +39,7 @@ def plot_predictions(images, labels, preds, max_rows=4):
 def plot_curves(records: list):
     "Loss terms, learning rate and (if logged) val mIoU against the step, from `log.jsonl` records."
     tr = [r for r in records if "loss" in r]; ev = [r for r in records if "val_miou" in r]
-    terms = [k for k in (tr[0] if tr else {}) if k not in ("step", "lr", "seconds")]
+    terms = [k for k in (tr[0] if tr else {}) if k not in ("step", "lr", "seconds") and not k.endswith("_seconds")]   # timings are not losses
     fig, axs = plt.subplots(1, 3 if ev else 2, figsize=(12 if ev else 9, 3))
     steps = [r["step"] for r in tr]
     for k in terms: axs[0].plot(steps, [r[k] for r in tr], label=k, lw=1.2 if k == "loss" else 0.8)

@@ -55,7 +55,7 @@ def test_shipped_configs_say_only_what_differs(path):
     same += [f"method_params.{k}" for k, v in d.get("method_params", {}).items() if norm(v) == norm(m.defaults[k])]
     assert not same, f"{path.name} repeats defaults: {same}"
 
-VOLATILE = {"train_seconds", "sec_per_iter", "peak_rss_mb", "peak_gpu_mb"}
+VOLATILE = {"train_seconds", "sec_per_iter", "peak_rss_mb", "peak_gpu_mb", "data_seconds", "hook_seconds", "data_wait_share", "eval_seconds"}
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):

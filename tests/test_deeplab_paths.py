@@ -4,7 +4,7 @@ import json, shutil, subprocess, sys
 from pathlib import Path
 from conftest import ROOT
 
-VOLATILE = {"train_seconds", "sec_per_iter", "peak_rss_mb", "peak_gpu_mb"}
+VOLATILE = {"train_seconds", "sec_per_iter", "peak_rss_mb", "peak_gpu_mb", "data_seconds", "hook_seconds", "data_wait_share", "eval_seconds"}
 
 def test_deeplab_notebook_and_cli_agree(tiny_root, tmp_path):
     # no weights can be downloaded here: random init, so BatchNorm must train (frozen statistics of a random
