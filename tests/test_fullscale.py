@@ -47,3 +47,19 @@ def test_static_labels_beside_the_checkpoint(tiny_root, tmp_path):
     with pytest.raises(CDAError, match="checkpoint-static_labels-v4.pt"):
         Trainer(method="self_training", **kw)
     assert mtime  # the first sidecar was written once (not rewritten by the checkpoint at step 4)
+
+
+def test_sdca_statistics_not_recomputed_on_resume(tiny_root, tmp_path, monkeypatch):
+    "sdca's class statistics over the source set (Alg. 1, line 2) are computed once, before step 0, and come back from the checkpoint on a resume."
+    from cda_nb.methods.sdca import SDCA
+    calls = []
+    orig = SDCA.init_statistics
+    monkeypatch.setattr(SDCA, "init_statistics", lambda self: (calls.append(self.trainer.step), orig(self))[1])
+    kw = dict(TINY, iters=4, ckpt_every=2, data_root=str(tiny_root), out_dir=str(tmp_path))
+    Trainer(method="source_only", **kw).fit()
+    t = Trainer(method="sdca", **kw)
+    assert calls == [] and int(t.method.feat_stats.count.sum()) == 0     # nothing in the constructor
+    t.fit(stop_at=2)
+    assert calls == [0] and int(t.method.feat_stats.count.sum()) > 0
+    t2 = Trainer(method="sdca", **kw); t2.fit()
+    assert calls == [0] and t2.step == 4                                  # the resume read them from the checkpoint

@@ -52,15 +52,19 @@ def sdca_term(q, y, stats: GaussianStats, tau=1.0, form="paper"):
 
 # %% ../../nbs/methods/sdca.ipynb #5642a585
 @torch.no_grad()
-def init_stats(model, ds, feat_stats, out_stats, n_images=0, batch_size=8, device="cpu", autocast=None):
+def init_stats(model, ds, feat_stats, out_stats, n_images=0, batch_size=8, device="cpu", autocast=None, num_workers=0,
+               progress=False):
     "Merge the pixels of (the first `n_images`, evenly spaced, of) the labelled dataset `ds` into both statistics; returns the count."
     import contextlib
+    from torch.utils.data import DataLoader, Subset
+    from cda_nb.core import progress as _progress
     n = len(ds) if not n_images else min(n_images, len(ds))
     idx = np.linspace(0, len(ds) - 1, n).round().astype(int).tolist() if n < len(ds) else list(range(len(ds)))
     was = model.training; model.eval()
-    for b in range(0, n, batch_size):
-        items = [ds[i] for i in idx[b:b + batch_size]]
-        x = torch.stack([it["image"] for it in items]).to(device); y = torch.stack([it["label"] for it in items]).to(device)
+    dl = DataLoader(Subset(ds, idx), batch_size=batch_size, num_workers=num_workers, pin_memory=torch.device(device).type == "cuda",
+                    generator=torch.Generator().manual_seed(0))   # its own generator: the run's random stream is untouched
+    for b in _progress(dl, desc="sdca class statistics", disable=not progress, leave=False):
+        x, y = b["image"].to(device, non_blocking=True), b["label"].to(device, non_blocking=True)
         with (autocast() if autocast else contextlib.nullcontext()): out = model(x)
         (qf, qo), yy = gather_levels([out.feats, out.logits], y)
         feat_stats.update(qf, yy); out_stats.update(qo, yy)
@@ -158,9 +162,15 @@ class SDCA(Method):
         self.images = trainer.target_images() if h["ssl_iters"] else None
         self.stream = None                                           # the SSL stage's pseudo-labelled stream
         self._mask_share = float("nan")
-        if h["lambda_feat"] or h["lambda_out"]:                    # Alg. 1, line 2
-            src = source_dataset(trainer.cfg, transform=JointTransform(resize=trainer.cfg.src_resize))
-            init_stats(m, src, self.feat_stats, self.out_stats, h["init_images"], trainer.cfg.eval_batch_size, trainer.device)
+        self.stats_ready = not (h["lambda_feat"] or h["lambda_out"])  # Alg. 1, line 2 runs before the first step, never on a resume
+
+    def init_statistics(self):
+        "Alg. 1, line 2: class statistics of the starting model over the labelled source set, batched through loader workers."
+        t, h = self.trainer, self.hp
+        src = source_dataset(t.cfg, transform=JointTransform(resize=t.cfg.src_resize))
+        init_stats(t.model, src, self.feat_stats, self.out_stats, h["init_images"], t.cfg.eval_batch_size, t.device,
+                   t.autocast, t.cfg.num_workers, t.cfg.progress and t.is_main)
+        self.stats_ready = True
 
     # -- the SSL stage: the last `ssl_iters` steps of the run --
     @property
@@ -171,6 +181,7 @@ class SDCA(Method):
         return tail_stage(iters, self.hp["ssl_iters"], "adaptation", "ssl", "sdca ssl_iters")
 
     def before_step(self, step):
+        if not self.stats_ready: self.init_statistics()              # a resumed run has them in its checkpoint
         s = self.hp["ssl_iters"]
         if s and step >= self.trainer.cfg.iters - s and not self.ssl_started: self.start_ssl(step)
 
@@ -217,10 +228,12 @@ class SDCA(Method):
         return {} if self.ssl_started or np.isnan(self._mask_share) else {"target_mask": round(self._mask_share, 4)}
 
     def state_dict(self):
-        return {"feat_stats": self.feat_stats.state_dict(), "out_stats": self.out_stats.state_dict(), "store": self.store.state_dict()}
+        return {"feat_stats": self.feat_stats.state_dict(), "out_stats": self.out_stats.state_dict(), "store": self.store.state_dict(),
+                "stats_ready": self.stats_ready}
 
     def load_state_dict(self, d):
         self.feat_stats.load_state_dict(d["feat_stats"]); self.out_stats.load_state_dict(d["out_stats"])
+        self.stats_ready = d.get("stats_ready", True)                 # checkpoints before this field had them initialised
         self.store.load_state_dict(d["store"])
         if self.ssl_started: self._pseudo_stream()                                   # resumed inside the SSL stage
 
