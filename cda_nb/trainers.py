@@ -27,7 +27,8 @@ from .evaluation import *
 # %% auto #0
 __all__ = ['DATASET_DEFAULTS', 'METHODS', 'COMMITTED_RUNS', 'TrainConfig', 'tail_stage', 'Method', 'register', 'SourceOnly',
            'Oracle', 'default_workers', 'make_config', 'frozen_copy', 'poly_lr', 'warmup_factor', 'source_config',
-           'committed_source_run', 'resolve_init', 'Trainer', 'train', 'fit', 'notebook_params']
+           'committed_source_run', 'source_identity', 'config_diff', 'source_run_dir', 'resolve_init', 'Trainer',
+           'train', 'fit', 'notebook_params']
 
 # %% ../nbs/09_trainers.ipynb #24fef222
 DATASET_DEFAULTS = {
@@ -254,7 +255,7 @@ def warmup_factor(step: int, warmup_iters: int, ratio: float = 1e-6) -> float:
     return 1 - (1 - step / warmup_iters) * (1 - ratio)
 
 # %% ../nbs/09_trainers.ipynb #ccd2cb53
-import json as _json
+import json as _json, hashlib
 COMMITTED_RUNS = Path(cda_nb.__file__).resolve().parents[1]/"reports"/"runs"   # in a clone of the kit (absent from a wheel)
 _PLUMBING = {"out_dir", "tag", "device", "amp", "num_workers", "resume", "progress", "figures", "analysis", "eval_every",
              "eval_batch_size", "log_every", "ckpt_every", "init_iters",    # settings that do not change the trained weights
@@ -273,22 +274,43 @@ def committed_source_run(cfg: TrainConfig, root=None):
     if not all((d/f).is_file() for f in ("metrics.json", "checkpoint.pt", "config.json")): return None
     stored = _json.loads((d/"config.json").read_text())
     if stored.get("minicity_version") != MINICITY_VERSION: return None      # trained on another generator version
-    want = _json.loads(_json.dumps(asdict(s)))                              # tuples as JSON lists, like the stored file
-    return d if all(stored.get(k) == v for k, v in want.items() if k not in _PLUMBING) else None
+    return d if not config_diff(stored, source_identity(s)) else None
+
+def source_identity(c: TrainConfig) -> dict:
+    "The settings that decide a run's weights: every field but the plumbing, as JSON stores them (tuples as lists)."
+    return {k: v for k, v in _json.loads(_json.dumps(asdict(c))).items() if k not in _PLUMBING}
+
+def config_diff(stored: dict, want: dict) -> dict:
+    "{field: (stored, wanted)} where a stored `config.json` differs from `want`; a field an older file lacks counts as its default."
+    dft = _json.loads(_json.dumps(asdict(TrainConfig())))
+    return {k: (stored.get(k, dft.get(k)), v) for k, v in want.items() if stored.get(k, dft.get(k)) != v}
+
+def source_run_dir(cfg: TrainConfig):
+    "(folder, config) of the source-only run `cfg` starts from: `source_only/` when free or trained with exactly these settings, else `source_only-s<hash>/`."
+    s = source_config(cfg); want = source_identity(s)
+    plain = run_dir(cfg.out_dir, cfg.dataset, "source_only", cfg.seed, create=False)
+    if not (plain/"config.json").is_file() or not config_diff(_json.loads((plain/"config.json").read_text()), want): return plain, s
+    tag = "s" + hashlib.sha1(_json.dumps(want, sort_keys=True).encode()).hexdigest()[:8]
+    return run_dir(cfg.out_dir, cfg.dataset, "source_only", cfg.seed, tag, create=False), make_config(s, tag=tag)
 
 def resolve_init(cfg: TrainConfig):
-    "Path of the checkpoint a run starts from (None: fresh weights); finds or trains the source-only run if needed."
+    "Path of the checkpoint a run starts from (None: fresh weights); finds, or trains, the source-only run with exactly its settings."
     init = cfg.init or METHODS[cfg.method].default_init
     if init == "none": return None
     if init == "source_only":
-        d = run_dir(cfg.out_dir, cfg.dataset, "source_only", cfg.seed, create=False)   # no empty folder when reused
+        d, s = source_run_dir(cfg)                    # never another run's model: the weights depend on settings, not launch order
         if (d/"metrics.json").exists() and (d/"checkpoint.pt").exists(): return d/"checkpoint.pt"
         c = committed_source_run(cfg)
         if c is not None:
             print(f"init: the committed source-only run {c} has exactly this run's source settings: starting from it "
                   f"(train your own first with method=source_only and the same out_dir to use that instead)")
             return c/"checkpoint.pt"
-        Trainer(source_config(cfg)).fit()    # the source-only run with its own defaults, not the adapting run's
+        if s.tag:
+            plain = run_dir(cfg.out_dir, cfg.dataset, "source_only", cfg.seed, create=False)
+            diff = config_diff(_json.loads((plain/"config.json").read_text()), source_identity(s))
+            print(f"init: {plain} was trained with other settings {diff} (there, here): training this run's own source-only "
+                  f"model into {d} (pass init=<checkpoint.pt> to start from a model of your choice)")
+        Trainer(s).fit()                              # the source-only run with its own defaults, not the adapting run's
         return d/"checkpoint.pt"
     p = Path(init)
     if not p.is_file(): raise CDAError(f"init={init!r}: no such checkpoint; use 'none', 'source_only' or a checkpoint.pt path")
@@ -303,12 +325,16 @@ class Trainer:
         self.is_main = self.rank == 0
         self.inputs = check_run_inputs(cfg, METHODS[cfg.method])   # every file the run reads, before anything is written
         self.dir = run_dir(cfg.out_dir, cfg.dataset, cfg.method, cfg.seed, cfg.tag, create=False)   # made once all is built
-        self.init_from = resolve_init(cfg)            # may first train the source-only run it starts from
+        resuming = cfg.resume and (self.dir/"checkpoint.pt").is_file() and (self.dir/"config.json").is_file()
+        if resuming:                                  # the start it recorded: never found again, nor retrained
+            rec = _json.loads((self.dir/"config.json").read_text()).get("init_from") or ""
+            self.init_from = Path(rec) if rec else None
+        else: self.init_from = resolve_init(cfg)      # may first train the source-only run it starts from
         seed_everything(cfg.seed, deterministic=cfg.deterministic)
         self.method = METHODS[cfg.method](**cfg.method_params)
         self.data = build_data(cfg, self.method)
         self.model = build_model(cfg.model, n_classes=len(CLASSES19), **cfg.model_kwargs).to(self.device)
-        if self.init_from: self.model.load_state_dict(self.initial_state())
+        if self.init_from and not resuming: self.model.load_state_dict(self.initial_state())   # a resume loads its checkpoint
         if cfg.channels_last: self.model.to(memory_format=torch.channels_last)
         self._target_changed = False
         self.method.setup(self)
@@ -369,7 +395,9 @@ class Trainer:
     def initial_state(self):
         "The model weights this run started from (None: fresh weights); stages that restart from them (bcl, sdca) call this."
         if not self.init_from: return None
-        return load_torch_file(self.init_from, map_location=self.device, fix="init must be a checkpoint.pt written by the kit")["model"]
+        return load_torch_file(self.init_from, map_location=self.device,
+                               fix=f"This run ({self.dir}) starts from it (init={self.cfg.init or 'source_only'!r}); restore that "
+                                   f"checkpoint.pt, written by the kit, or pass resume=False to start afresh.")["model"]
 
     def reload_target(self):
         "A method's `target_stream` now carries something new (e.g. relabelled images): the loop rebuilds its loader."

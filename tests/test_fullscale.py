@@ -63,3 +63,45 @@ def test_sdca_statistics_not_recomputed_on_resume(tiny_root, tmp_path, monkeypat
     assert calls == [0] and int(t.method.feat_stats.count.sum()) > 0
     t2 = Trainer(method="sdca", **kw); t2.fit()
     assert calls == [0] and t2.step == 4                                  # the resume read them from the checkpoint
+
+
+def test_source_model_depends_on_settings_not_launch_order(tiny_root, tmp_path, capsys):
+    "Two adapting runs whose source-only settings differ never share a source model; each gets one trained with exactly its settings."
+    import json
+    from cda_nb.trainers import source_config, source_identity, config_diff
+    kw = dict(TINY, data_root=str(tiny_root), out_dir=str(tmp_path))
+    a = Trainer(method="self_training", **kw)                                   # trains source_only/ with crop 48
+    b = Trainer(method="self_training", **{**kw, "crop": (40, 40), "tag": "c40"})  # another crop: its own source model
+    assert a.init_from != b.init_from and "source_only-s" in str(b.init_from)
+    assert "trained with other settings" in capsys.readouterr().out
+    for t in (a, b):
+        stored = json.loads((Path(t.init_from).parent/"config.json").read_text())
+        assert config_diff(stored, source_identity(source_config(t.cfg))) == {}
+    c = Trainer(method="self_training", **{**kw, "crop": (40, 40), "tag": "again"})   # found again, not retrained
+    assert c.init_from == b.init_from
+
+def test_resume_never_retrains_a_deleted_source_run(tiny_root, tmp_path):
+    import shutil
+    kw = dict(TINY, iters=4, ckpt_every=2, data_root=str(tiny_root), out_dir=str(tmp_path))
+    t = Trainer(method="self_training", **kw); t.fit(stop_at=2)
+    src = Path(t.init_from).parent
+    shutil.rmtree(src)
+    t2 = Trainer(method="self_training", **kw)                                   # resumes from its checkpoint
+    assert t2.step == 2 and t2.init_from == t.init_from and not src.exists()   # nothing retrained
+    with pytest.raises(Exception, match="restore that checkpoint.pt"):
+        t2.initial_state()                                                       # a stage that needs it says what is missing
+
+def test_committed_source_run_counts_absent_fields_as_defaults(tmp_path):
+    "A committed config.json written before a field existed (warmup_iters) still identifies its run."
+    import json
+    from cda_nb import trainers
+    from cda_nb.trainers import make_config, source_config, source_identity, committed_source_run
+    cfg = make_config(method="bcl")
+    d = tmp_path/"minicity/source_only/seed0"; d.mkdir(parents=True)
+    stored = {**source_identity(source_config(cfg)), "minicity_version": trainers.MINICITY_VERSION}
+    stored.pop("warmup_iters")
+    (d/"config.json").write_text(json.dumps(stored))
+    for f in ("metrics.json", "checkpoint.pt"): (d/f).write_text("{}")
+    assert committed_source_run(cfg, root=tmp_path) == d
+    stored["lr"] = 0.5; (d/"config.json").write_text(json.dumps(stored))
+    assert committed_source_run(cfg, root=tmp_path) is None
