@@ -46,6 +46,7 @@ class DeviceCheck(TorchFunctionMode):
     def __init__(self, *tensors):
         super().__init__()
         self.problems, self.syncs, self.device, self.trainer = [], collections.defaultdict(collections.Counter), None, None
+        self.sites = collections.defaultdict(collections.Counter)     # step -> "file:line kind" -> count
         self.mark(*tensors)
 
     def mark(self, *xs):
@@ -63,18 +64,30 @@ class DeviceCheck(TorchFunctionMode):
         if isinstance(d, torch.Tensor): return _where(d) == "dev"
         return d is not None and d is self.device
 
+    @staticmethod
+    def _in_host_check() -> bool:
+        "Inside a `_host_check*` function: a validation that runs on CPU tensors only, so on CUDA it costs no sync."
+        return any(f.name.startswith("_host_check") for f in traceback.extract_stack()[:-2])
+
+    @staticmethod
+    def _caller() -> str:
+        "file:line of the innermost frame outside this module and torch's override machinery."
+        frame = next((f for f in reversed(traceback.extract_stack()[:-2])
+                      if not f.filename.endswith(("devcheck.py", "overrides.py", "_tensor.py"))), None)
+        return f"{frame.filename}:{frame.lineno}" if frame else "?"
+
     def _record(self, func, checked):
         host = [tuple(t.shape) for t in checked if _where(t) == "host" and t.dim() > 0]
-        frame = next((f for f in reversed(traceback.extract_stack()[:-2]) if not f.filename.endswith(("devcheck.py", "overrides.py"))), None)
-        self.problems.append(f"{getattr(func, '__qualname__', func)} mixes host tensor(s) {host} with device tensors"
-                             + (f" at {frame.filename}:{frame.lineno}" if frame else ""))
+        self.problems.append(f"{getattr(func, '__qualname__', func)} mixes host tensor(s) {host} with device tensors at {self._caller()}")
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         ins = _tensors(list(args), []) + _tensors(list(kwargs.values()), [])
-        if func in SYNC_CALLS and ins and _where(ins[0]) == "dev":
+        if func in SYNC_CALLS and ins and _where(ins[0]) == "dev" and not self._in_host_check():
             if func is not torch.Tensor.__getitem__ or any(t.dtype == torch.bool for t in ins[1:]):
-                self.syncs[getattr(self.trainer, "step", None)][SYNC_CALLS[func]] += 1
+                step = getattr(self.trainer, "step", None)
+                self.syncs[step][SYNC_CALLS[func]] += 1
+                self.sites[step][f"{self._caller()} {SYNC_CALLS[func]}"] += 1
         checked = ins[:1] + [t for t in ins[1:] if t.is_floating_point()] if func in _INDEXING else ins
         if any(_where(t) == "dev" for t in checked) and any(_where(t) == "host" and t.dim() > 0 for t in checked):
             self._record(func, checked)

@@ -24,8 +24,7 @@ def seg_ce(logits, label, ignore=255, pixel_weights=None):
     ce = F.cross_entropy(logits, label, ignore_index=ignore, reduction='none')   # (B,H,W), 0 at ignore
     if pixel_weights is not None: ce = ce * pixel_weights
     n = (label != ignore).sum()
-    if n == 0: return _zero(logits)
-    return ce.sum() / n
+    return ce.sum() / n.clamp_min(1)            # no labelled pixel: an exact 0 with the graph kept, and no host sync to decide it
 
 # %% ../nbs/04_losses.ipynb #c627fb7e
 def entropy_loss(logits, normalize=False, mask=None):
@@ -38,10 +37,13 @@ def entropy_loss(logits, normalize=False, mask=None):
     return ent[mask].mean()
 
 # %% ../nbs/04_losses.ipynb #4ca3da06
-def _check_labels(labels, n_classes, ignore):
+def _host_check_labels(labels, n_classes, ignore):
+    "Labels in [0, n_classes) or `ignore`, checked where it is free (CPU tensors): on an accelerator it would be a sync per call."
+    if labels.device.type != "cpu": return     # on CUDA the data path guarantees it: dataset id tables, arg-max pseudo labels
     bad = (labels != ignore) & ((labels < 0) | (labels >= n_classes))
     if bad.any():
         raise CDAError(f"labels must be in [0, {n_classes}) or {ignore}; got {labels[bad].unique().tolist()}")
+_check_labels = _host_check_labels
 
 def proto_contrast(feats, labels, protos, present=None, tau=0.1, ignore=255, reduction='mean'):
     "InfoNCE of `feats` (N,D) with labels (N,) over `protos` (C,D) (cosine / `tau`), absent prototypes masked; scalar."

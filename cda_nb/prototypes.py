@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .core import CDAError
+from .losses import _host_check_labels
 
 # %% auto #0
 __all__ = ['resize_labels', 'resize_weights', 'masked_mean', 'gather_pixels', 'ProtoBank', 'GaussianStats', 'ClassQueue']
@@ -31,8 +32,7 @@ def masked_mean(feats, labels, n_classes, ignore=255, weights=None):
     f = feats.permute(0, 2, 3, 1).reshape(-1, D)
     f = f.to(torch.promote_types(f.dtype, torch.float32))     # fp16 (AMP) sums overflow
     w = torch.ones_like(labels, dtype=f.dtype) if weights is None else resize_weights(weights, feats.shape[-2:]).reshape(-1).to(f)
-    bad = (labels != ignore) & ((labels < 0) | (labels >= n_classes))
-    if bad.any(): raise CDAError(f"labels must be in [0, {n_classes}) or {ignore}; got {labels[bad].unique().tolist()}")
+    _host_check_labels(labels, n_classes, ignore)                # free on the CPU; skipped on an accelerator (a sync)
     w = w * (labels != ignore)
     idx = labels.clamp(0, n_classes - 1)
     sums = torch.zeros(n_classes, D, dtype=f.dtype, device=f.device).index_add(0, idx, f * w[:, None])

@@ -201,14 +201,15 @@ class CLST(Method):
             z_t = project(self.head, out_t.feats)
             terms["cl"] = h["lambda_cl"] * class_mean_contrast(z_t, y_t, self.bank.protos, self.bank.initialized, h["tau"])
             with torch.no_grad(): self._src = masked_mean(project(self.head, out_s.feats), src["label"], len(CLASSES19))
-        self._conf = float(conf[y_t != IGNORE].mean()) if (y_t != IGNORE).any() else float("nan")
+        m = (y_t != IGNORE)
+        self._conf = ((conf * m).sum() / m.sum()).detach()           # NaN with no label; read on logging steps only
         return terms
 
     def after_step(self, step):
         if self.head is not None: self.bank.update(*reduce_present_mean(*self._src))     # global source prototypes (EMA)
 
     def log_items(self):
-        d = {"pl_conf": round(self._conf, 4), "store_mb": round(self.store.nbytes() / 2**20, 3)}
+        d = {"pl_conf": round(float(self._conf), 4), "store_mb": round(self.store.nbytes() / 2**20, 3)}
         if self.bank is not None: d["protos"] = int(self.bank.initialized.sum())
         return d
 

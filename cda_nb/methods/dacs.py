@@ -40,10 +40,13 @@ def mix(mask, a, b):
 def ema_update(teacher, student, step: int, alpha: float = 0.999):
     "teacher <- a_t teacher + (1 - a_t) student, a_t = min(1 - 1/(step+1), alpha) (DAFormer)."
     a = min(1 - 1 / (step + 1), alpha)
-    for t, s in zip(teacher.parameters(), student.parameters()): t.mul_(a).add_(s.detach(), alpha=1 - a)
+    tp, sp = list(teacher.parameters()), [s.detach() for s in student.parameters()]
+    fb = [(t, s) for t, s in zip(teacher.buffers(), student.buffers()) if t.is_floating_point()]
+    tl, sl = tp + [t for t, _ in fb], sp + [s for _, s in fb]
+    if tl:                                             # one multi-tensor kernel for all (MiT-B5: 2,224 launches otherwise)
+        torch._foreach_mul_(tl, a); torch._foreach_add_(tl, sl, alpha=1 - a)
     for t, s in zip(teacher.buffers(), student.buffers()):
-        if t.is_floating_point(): t.mul_(a).add_(s, alpha=1 - a)
-        else: t.copy_(s)
+        if not t.is_floating_point(): t.copy_(s)
     return a
 
 # %% ../../nbs/methods/dacs.ipynb #52d92674
@@ -157,11 +160,11 @@ class DACS(Method):
         pw = torch.where(m, torch.ones_like(m, dtype=torch.float), w[:, None, None].expand_as(m))
         out_m = t.model(x)
         terms["ce_mix"] = h["lambda_t"] * seg_loss(out_m, y, pw)
-        self._w = float(w.mean())
+        self._w = w.mean().detach()                    # read on logging steps only (a float() here is a sync per step)
         return terms, dict(out_s=out_s, out_m=out_m, y_m=y, mask=m, w=w)
 
     def losses(self, src, tgt, step): return self.step_outputs(src, tgt, step)[0]
     def after_step(self, step): ema_update(self.teacher, self.trainer.model, step, self.hp["alpha"])
-    def log_items(self): return {"pl_weight": round(self._w, 4)}
+    def log_items(self): return {"pl_weight": round(float(self._w), 4)}
     def state_dict(self): return {"teacher": self.teacher.state_dict()}
     def load_state_dict(self, d): self.teacher.load_state_dict(d["teacher"])

@@ -214,7 +214,7 @@ class SDCA(Method):
         (fs, os_), ys = gather_levels([out_s.feats, out_s.logits], src["label"])     # source mask M_s (all pixels)
         self.feat_stats.update(fs, ys); self.out_stats.update(os_, ys)               # eqs. 3-4 (Alg. 1, line 6)
         mt = target_mask(out_t.logits, h["delta"], h["delta_on"])                    # eq. 5
-        self._mask_share = float((mt != IGNORE).float().mean())
+        self._mask_share = (mt != IGNORE).float().mean().detach()             # read on logging steps only
         mp = h["max_pixels"]
         if mp and len(ys) > mp:
             keep = torch.randperm(len(ys), generator=g)[:mp].to(ys.device); fs, os_, ys = fs[keep], os_[keep], ys[keep]
@@ -225,7 +225,8 @@ class SDCA(Method):
         return terms
 
     def log_items(self):
-        return {} if self.ssl_started or np.isnan(self._mask_share) else {"target_mask": round(self._mask_share, 4)}
+        v = float(self._mask_share)
+        return {} if self.ssl_started or np.isnan(v) else {"target_mask": round(v, 4)}
 
     def state_dict(self):
         return {"feat_stats": self.feat_stats.state_dict(), "out_stats": self.out_stats.state_dict(), "store": self.store.state_dict(),

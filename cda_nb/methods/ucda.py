@@ -221,8 +221,8 @@ class UCDA(Method):
         out_s, out_t = t.model(src["image"]), t.model(tgt["image"])
         terms = {"ce_src": seg_ce(out_s.logits, src["label"]),                              # eq. 4
                  "ce_tgt": h["lambda_t"] * seg_ce(out_t.logits, y_t)}
-        self._log = {"pl_density": round(float((y_conf != IGNORE).float().mean()), 4),
-                     "pl_expanded": round(float((y_t != IGNORE).float().mean()), 4), "tau_mean": round(float(thr.mean()), 4)}
+        self._log = {"pl_density": (y_conf != IGNORE).float().mean().detach(),          # tensors: read on logging steps only
+                     "pl_expanded": (y_t != IGNORE).float().mean().detach(), "tau_mean": thr.mean().detach()}
         if self.head is None: return terms
         z_s, z_t = project(self.head, out_s.feats), project(self.head, out_t.feats)
         p_s, pres_s = masked_mean(z_s, src["label"], C)                                    # eq. 2, omega = 1 on source
@@ -255,7 +255,7 @@ class UCDA(Method):
         if (step + 1) % self.hp["teacher_every"] == 0: self.teacher.load_state_dict(self.trainer.model.state_dict())   # sec. 5
 
     def log_items(self):
-        d = dict(self._log)
+        d = {k: round(float(v), 4) for k, v in self._log.items()}
         if self.mem is not None: d["mem_src_pix"] = int(self.mem["src_pix"].filled.sum())
         return d
 
