@@ -140,7 +140,7 @@ def cda_train(argv=None):
 # %% ../nbs/12_cli.ipynb #3faecdbe
 def load_run_model(ckpt, device="cpu"):
     "(model, run config dict, checkpoint step) of a run folder or its `checkpoint.pt`."
-    from cda_nb.models import build_model
+    from cda_nb.models import build_model, without_pretrained
     from cda_nb.data import CLASSES19
     ckpt = Path(ckpt)
     if ckpt.is_dir(): ckpt = ckpt / "checkpoint.pt"
@@ -148,7 +148,7 @@ def load_run_model(ckpt, device="cpu"):
     cfg_path = ckpt.parent / "config.json"
     if not cfg_path.is_file(): raise CDAError(f"{cfg_path} not found: cda-eval reads the model name from the run's config.json next to the checkpoint")
     cfg = json.loads(cfg_path.read_text())
-    kwargs = {k: v for k, v in (cfg.get("model_kwargs") or {}).items() if k != "pretrained"}   # the checkpoint has all weights
+    kwargs = without_pretrained(cfg.get("model_kwargs"))          # the checkpoint has all weights (HRDA's base_kwargs too)
     model = build_model(cfg.get("model", "small"), n_classes=len(CLASSES19), **kwargs)
     ck = load_torch_file(ckpt, fix="cda-eval reads checkpoints written by the kit (or plain state dicts).")
     sd = ck["model"] if isinstance(ck, dict) and "model" in ck else ck
@@ -166,7 +166,7 @@ def load_run_model(ckpt, device="cpu"):
 
 @torch.no_grad()
 def evaluate_checkpoint(ckpt, target_root=None, split="val", eval_size=None, pred_dir=None, device="auto",
-                        progress=True) -> dict:
+                        progress=True, batch_size=None, num_workers=None, amp=True) -> dict:
     "Score a checkpoint on a Cityscapes-format split at full label resolution; optionally write labelIds PNGs."
     from cda_nb.core import progress as tqdm
     from cda_nb.data import Cityscapes, TRAIN2ID, CLASSES19
@@ -181,18 +181,24 @@ def evaluate_checkpoint(ckpt, target_root=None, split="val", eval_size=None, pre
     if eval_size is None: eval_size = cfg.get("eval_size")
     ds = Cityscapes(target_root, split=split)
     meter = ConfusionMeter(len(CLASSES19))
-    for i in tqdm(range(len(ds)), desc=f"eval {split}", disable=not progress, leave=False):
-        it = ds[i]
-        img, lab = it["image"][None], it["label"]
+    from cda_nb.core import amp_dtype_for
+    from cda_nb.trainers import default_workers
+    bs = batch_size or cfg.get("eval_batch_size") or 8
+    nw = default_workers(dev) if num_workers is None else num_workers
+    dtype = amp_dtype_for(dev, cfg.get("amp_dtype", "auto")) if amp else None
+    dl = torch.utils.data.DataLoader(ds, batch_size=bs, num_workers=nw, pin_memory=dev.type == "cuda")
+    k = 0
+    for b in tqdm(dl, desc=f"eval {split}", disable=not progress, leave=False):   # batched, on the device, AMP on CUDA
+        img, lab = b["image"].to(dev, non_blocking=True), b["label"].to(dev, non_blocking=True)
         if eval_size: img = F.interpolate(img, size=tuple(eval_size), mode="bilinear", align_corners=False)
-        logits = model(img.to(dev)).logits.float()
-        pred = F.interpolate(logits, size=lab.shape[-2:], mode="bilinear", align_corners=False).argmax(1)[0].cpu()
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None): logits = model(img).logits.float()
+        pred = F.interpolate(logits, size=lab.shape[-2:], mode="bilinear", align_corners=False).argmax(1)
         meter.update(pred, lab)
         if pred_dir is not None:
-            city = ds.images[i].parent.name
-            out = Path(pred_dir) / city / f"{it['name']}_gtFine_labelIds.png"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(TRAIN2ID[pred.numpy().astype(np.uint8)], mode="L").save(out)
+            for p, name in zip(pred.cpu(), b["name"]):
+                out = Path(pred_dir) / ds.images[k].parent.name / f"{name}_gtFine_labelIds.png"; k += 1
+                out.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(TRAIN2ID[p.numpy().astype(np.uint8)], mode="L").save(out)
     s = meter.summary()
     nan2none = lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
     return {"checkpoint": str(Path(ckpt)), "step": step, "model": cfg.get("model"), "split": split,

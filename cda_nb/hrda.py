@@ -57,7 +57,8 @@ def slide_boxes(size, crop, unit: int) -> list:
 # %% ../nbs/03c_hrda.ipynb #0e4c34b5
 class HRDA(nn.Module):
     "Multi-resolution wrapper: LR context + HR detail crop of `base`, fused by a learned scale attention (HRDA)."
-    def __init__(self, n_classes=19, base="small", base_kwargs=None, scale=0.5, crop=(64, 64), classwise=True, hr_loss_weight=0.1):
+    def __init__(self, n_classes=19, base="small", base_kwargs=None, scale=0.5, crop=(64, 64), classwise=True, hr_loss_weight=0.1,
+                 eval_pixels=8 * 512 * 512):
         super().__init__()
         if base == "hrda": raise CDAError("model_kwargs.base='hrda': the base must be a single-scale network, e.g. 'small' or 'daformer'")
         if not 0 < scale < 1: raise CDAError(f"model_kwargs.scale={scale}: the LR scale must lie in (0, 1), HRDA uses 0.5")
@@ -65,6 +66,8 @@ class HRDA(nn.Module):
         self.n_classes, self.feat_dim, self.scale, self.crop = n_classes, self.base.feat_dim, float(scale), tuple(int(c) for c in crop)
         self.cls_feat_dim = getattr(self.base, "cls_feat_dim", n_classes)
         self.hr_loss_weight, self.classwise = float(hr_loss_weight), classwise
+        if not (isinstance(eval_pixels, int) and eval_pixels > 0): raise CDAError(f"model_kwargs.eval_pixels={eval_pixels!r} must be a positive integer")
+        self.eval_pixels = eval_pixels              # pixels of detail windows per forward pass in evaluation
         self.attention = attention_head(self.feat_dim, n_classes if classwise else 1)
         self.gen = None
 
@@ -131,10 +134,13 @@ def _infer(self: HRDA, x, lr, att, os, unit):
     boxes = slide_boxes((Hp, Wp), crop, unit)
     gh, gw = Hp // os, Wp // os
     acc = x.new_zeros(B, self.n_classes, gh, gw); cnt = x.new_zeros(1, 1, gh, gw)
-    out = self.base(torch.cat([xp[:, :, a:b, c:d] for a, b, c, d in boxes]))
-    for i, (a, b, c, d) in enumerate(boxes):
-        acc[:, :, a // os:b // os, c // os:d // os] += out.logits[i * B:(i + 1) * B].float()
-        cnt[..., a // os:b // os, c // os:d // os] += 1
+    per = max(1, self.eval_pixels // (crop[0] * crop[1] * B))     # windows per forward: memory bounded, not 21 x batch at once
+    for k in range(0, len(boxes), per):
+        chunk = boxes[k:k + per]
+        out = self.base(torch.cat([xp[:, :, a:b, c:d] for a, b, c, d in chunk]))
+        for i, (a, b, c, d) in enumerate(chunk):
+            acc[:, :, a // os:b // os, c // os:d // os] += out.logits[i * B:(i + 1) * B].float()
+            cnt[..., a // os:b // os, c // os:d // os] += 1
     fused, _ = _fuse(self, lr, att, acc / cnt, torch.ones_like(cnt), (Hp, Wp), os)
     return SegOutput(feats=lr.feats, logits=fused[..., :-(-H // os), :-(-W // os)], levels=lr.levels)
 

@@ -15,8 +15,8 @@ from .core import CDAError, check_choice, load_torch_file
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'MODELS', 'CAFFE_BGR_MEAN', 'INPUT_NORMS', 'SegOutput', 'conv_bn', 'ResBlock',
-           'Normalize', 'ASPPSum', 'SmallSegNet', 'build_model', 'batch_stats', 'Bottleneck', 'InputNorm', 'DeepLabV2',
-           'LoadReport', 'load_backbone']
+           'Normalize', 'ASPPSum', 'SmallSegNet', 'build_model', 'without_pretrained', 'batch_stats', 'Bottleneck',
+           'InputNorm', 'DeepLabV2', 'LoadReport', 'load_backbone']
 
 # %% ../nbs/03_models.ipynb #54ef1fb4
 @dataclass
@@ -105,6 +105,10 @@ def build_model(name: str = "small", n_classes: int = 19, **kwargs) -> nn.Module
     "Build a segmentation network from `MODELS` by name."
     check_choice("model", name, MODELS)
     return MODELS[name](n_classes=n_classes, **kwargs)
+
+def without_pretrained(kwargs: dict) -> dict:
+    "`model_kwargs` with every `pretrained` file dropped, at any depth (HRDA's `base_kwargs`): a checkpoint holds all the weights."
+    return {k: without_pretrained(v) if isinstance(v, dict) else v for k, v in (kwargs or {}).items() if k != "pretrained"}
 
 # %% ../nbs/03_models.ipynb #d12b5fe1
 from contextlib import contextmanager

@@ -215,11 +215,11 @@ def _load_run_model(d):
     "The model of run folder `d` (config.json + checkpoint.pt, loaded with weights_only=True) and its config."
     import torch
     from cda_nb.trainers import make_config
-    from cda_nb.models import build_model
+    from cda_nb.models import build_model, without_pretrained
     cfg = json.loads((Path(d)/"config.json").read_text())
     c = make_config(**{k: cfg[k] for k in ("dataset", "data_root", "source_root", "target_root", "benchmark_seed", "model",
                                            "model_kwargs", "src_resize", "tgt_resize", "eval_size") if k in cfg})
-    model = build_model(c.model, n_classes=len(CLASSES19), **{k: v for k, v in c.model_kwargs.items() if k != "pretrained"})
+    model = build_model(c.model, n_classes=len(CLASSES19), **without_pretrained(c.model_kwargs))
     model.load_state_dict(load_torch_file(Path(d)/"checkpoint.pt", fix="re-run the training (resume=False)")["model"])
     return model.eval(), c
 

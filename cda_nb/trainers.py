@@ -334,7 +334,7 @@ class Trainer:
         self.method = METHODS[cfg.method](**cfg.method_params)
         self.data = build_data(cfg, self.method)
         self.model = build_model(cfg.model, n_classes=len(CLASSES19), **cfg.model_kwargs).to(self.device)
-        if self.init_from and not resuming: self.model.load_state_dict(self.initial_state())   # a resume loads its checkpoint
+        if self.init_from: self.model.load_state_dict(self.initial_state())   # on a resume too: setup builds frozen references from it
         if cfg.channels_last: self.model.to(memory_format=torch.channels_last)
         self._target_changed = False
         self.method.setup(self)

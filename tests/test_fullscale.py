@@ -81,15 +81,19 @@ def test_source_model_depends_on_settings_not_launch_order(tiny_root, tmp_path, 
     assert c.init_from == b.init_from
 
 def test_resume_never_retrains_a_deleted_source_run(tiny_root, tmp_path):
+    "A resume takes the start its config.json recorded: a deleted source run is named, never silently retrained."
     import shutil
+    from cda_nb.core import CDAError
     kw = dict(TINY, iters=4, ckpt_every=2, data_root=str(tiny_root), out_dir=str(tmp_path))
     t = Trainer(method="self_training", **kw); t.fit(stop_at=2)
     src = Path(t.init_from).parent
-    shutil.rmtree(src)
-    t2 = Trainer(method="self_training", **kw)                                   # resumes from its checkpoint
-    assert t2.step == 2 and t2.init_from == t.init_from and not src.exists()   # nothing retrained
-    with pytest.raises(Exception, match="restore that checkpoint.pt"):
-        t2.initial_state()                                                       # a stage that needs it says what is missing
+    shutil.copytree(src, tmp_path/"kept"); shutil.rmtree(src)
+    with pytest.raises(CDAError, match="restore that checkpoint.pt"):
+        Trainer(method="self_training", **kw)
+    assert not src.exists()                                                     # nothing retrained
+    shutil.copytree(tmp_path/"kept", src)
+    t2 = Trainer(method="self_training", **kw)                                  # restored: the resume goes on
+    assert t2.step == 2 and t2.init_from == t.init_from
 
 def test_committed_source_run_counts_absent_fields_as_defaults(tmp_path):
     "A committed config.json written before a field existed (warmup_iters) still identifies its run."
