@@ -84,6 +84,7 @@ class TrainConfig:
     num_workers: Optional[int] = None  # loader worker processes per rank; None: 0 on the CPU, else the rank's share of the cores (<= 8)
     deterministic: Optional[bool] = None  # deterministic kernels; None: on on the CPU (tests, MiniCity), off on CUDA (cudnn.benchmark)
     channels_last: bool = False    # channels-last memory format for the model (convolutional networks under AMP on CUDA)
+    sync_bn: bool = False          # several processes on CUDA: BatchNorm layers in training mode become SyncBatchNorm
     resume: bool = True
     init: str = ""                 # starting weights: "" (the method's default), "none", "source_only" or a checkpoint path
     init_iters: Optional[int] = None  # iterations of the source-only run that init="source_only" trains when it finds none
@@ -351,8 +352,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.step, self.train_seconds, self.history = 0, 0.0, []
         self.timing = {"data_seconds": 0.0, "hook_seconds": 0.0}   # parts of train_seconds: loader wait, before_step hooks
-        if self.world > 1:                                          # identical start on every rank
-            for t in list(self.model.parameters()) + list(self.model.buffers()): dist.broadcast(t.data, 0)
+        ddp_setup(self, sync_bn=cfg.sync_bn)   # several processes: DDP (rank 0's start on every rank)
         (self.dir/"figures").mkdir(parents=True, exist_ok=True)
         if cfg.resume and (self.dir/"checkpoint.pt").exists(): self.load_checkpoint()
         elif self.is_main:
@@ -457,11 +457,10 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
         self.model.train()
         with self.autocast(): terms = m.losses(src, tgt, self.step)
         terms = {k: v.float() for k, v in terms.items()}
-        _check_finite(terms, self.step, lambda: ckpt_status(self))
+        _check_finite(terms, self.step, lambda: ckpt_status(self), self.rank, self.world)   # agreed by every rank
         loss = sum(terms.values())
         self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.sync_grads()
+        ddp_backward(self, self.scaler.scale(loss))            # several processes: DDP averages the gradients during backward
         self.scaler.step(self.opt); self.scaler.update()
         self.sync_buffers()
         m.after_step(self.step)

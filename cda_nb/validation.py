@@ -24,7 +24,7 @@ _STRS = ("method", "dataset", "data_root", "source_root", "target_root", "model"
          "out_dir", "tag", "device", "init", "aug", "amp_dtype")
 _POS_INTS = ("iters", "batch_size", "eval_batch_size", "log_every", "ckpt_every")
 _NONNEG_INTS = ("seed", "benchmark_seed", "eval_every", "num_workers")
-_BOOLS = ("flip", "amp", "resume", "analysis", "figures", "progress", "deterministic", "channels_last")
+_BOOLS = ("flip", "amp", "resume", "analysis", "figures", "progress", "deterministic", "channels_last", "sync_bn")
 
 def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
 def _is_num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

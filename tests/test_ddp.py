@@ -1,6 +1,9 @@
 """Two CPU processes through torchrun (gloo) on a tiny MiniCity-format pair: both ranks end with identical
-weights and prototype banks, and the run folder is complete and written once (by rank 0)."""
+weights and prototype banks, and the run folder is complete and written once (by rank 0); DDP's gradients equal the
+sum-then-divide average, a run stopped after a checkpoint and resumed ends like an uninterrupted one on every rank
+(weights and each rank's own method state), and a non-finite loss on one rank stops both with the same error."""
 import json, socket, subprocess, sys
+import pytest
 from pathlib import Path
 import torch
 from conftest import ROOT
@@ -17,8 +20,83 @@ torch.save({"model": tr.model.state_dict(), "src_bank": tr.method.src_bank.state
 dist.destroy_process_group()
 '''
 
+RESUME = '''
+import sys, collections, torch, torch.distributed as dist
+from cda_nb.trainers import Trainer
+root, out = sys.argv[1], sys.argv[2]
+kw = dict(method="clst", data_root=root, out_dir=out, iters=4, init_iters=2, batch_size=2, crop=(48, 48), log_every=1,
+          ckpt_every=2, progress=False, figures=False, analysis=False)
+def check_grads(tr, checked):
+    "Every step of `tr`: DDP's gradients against today's average (the local gradients summed over ranks, / world)."
+    ps = [p for g in tr.opt.param_groups for p in g["params"] if p.requires_grad]
+    local = {}
+    for i, p in enumerate(ps): p.register_post_accumulate_grad_hook(lambda p, i=i: local.__setitem__(i, p.grad.clone()))
+    step = tr.opt.step
+    def checked_step(*args, **kwargs):
+        ref = torch.cat([local[i].reshape(-1) for i in range(len(ps))]); dist.all_reduce(ref); ref /= tr.world
+        checked.append(len(local) == len(ps) and torch.equal(torch.cat([p.grad.reshape(-1) for p in ps]), ref))
+        local.clear(); return step(*args, **kwargs)
+    tr.opt.step = checked_step
+a = Trainer(**kw, tag="full")                    # uninterrupted
+prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+before = a.method.before_step
+def bs(s):                                       # the collectives of one step (2 -> 3: no checkpoint)
+    if s == 2: prof.__enter__()
+    if s == 3: prof.__exit__(None, None, None)
+    before(s)
+a.method.before_step = bs
+a.fit()
+calls = collections.Counter(e.name for e in prof.events() if e.name.startswith("gloo:"))
+checked = []
+b = Trainer(**kw, tag="resumed"); check_grads(b, checked)   # killed after step 3 (the last checkpoint: step 2), then resumed
+b.fit(stop_at=3)
+parts = sorted(p.name for p in b.dir.glob("checkpoint-rank*"))
+b = Trainer(**kw, tag="resumed"); at = b.step; check_grads(b, checked)
+b.fit()
+torch.save({"checked": checked, "at": at, "parts": parts, "final_parts": sorted(p.name for p in b.dir.glob("checkpoint-rank*")),
+            "calls": dict(calls), "full": {"model": a.model.state_dict(), "method": a.method.state_dict()},
+            "resumed": {"model": b.model.state_dict(), "method": b.method.state_dict()}}, f"{out}/resume{a.rank}.pt")
+dist.destroy_process_group()
+'''
+
+NAN = '''
+import sys, torch, torch.distributed as dist
+from cda_nb.core import CDAError
+from cda_nb.trainers import Trainer, Method, register
+from cda_nb.checkpoints import NonFiniteLoss
+from cda_nb.ddp import ddp_setup
+from cda_nb.losses import seg_ce
+root, out = sys.argv[1], sys.argv[2]
+@register
+class _NanOnRank1(Method):
+    key = "_nan_rank1"
+    def losses(self, src, tgt, step):
+        ce = seg_ce(self.trainer.model(src["image"]).logits, src["label"])
+        return {"ce_src": ce * (float("nan") if step == 1 and self.trainer.rank == 1 else 1.)}
+tr = Trainer(method="_nan_rank1", data_root=root, out_dir=out, iters=4, batch_size=2, crop=(48, 48), log_every=1, ckpt_every=2,
+             progress=False, figures=False, analysis=False)
+try: tr.fit(); msg = "finished"
+except NonFiniteLoss as e: msg = f"NonFiniteLoss: {e}"
+try: ddp_setup(tr, sync_bn=True); sync = "accepted"
+except CDAError as e: sync = str(e)
+open(f"{out}/nan{tr.rank}.txt", "w").write(msg + "\\n" + sync)
+dist.destroy_process_group()
+'''
+
 def _free_port():
     with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+def _torchrun(script_text, tmp_path, *args, timeout=900):
+    script = tmp_path/"ddp_script.py"; script.write_text(script_text)
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+                           str(script), *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+
+def _same(x, y):
+    "Nested state dicts equal, tensors bit for bit."
+    if isinstance(x, dict): return isinstance(y, dict) and x.keys() == y.keys() and all(_same(x[k], y[k]) for k in x)
+    if torch.is_tensor(x): return torch.is_tensor(y) and x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y)
+    return x == y
 
 def test_two_process_gloo(tiny_root, tmp_path):
     script = tmp_path/"ddp_run.py"; script.write_text(SCRIPT)
@@ -37,3 +115,30 @@ def test_two_process_gloo(tiny_root, tmp_path):
     assert steps == [1, 2, 3, 4]                      # one writer: no duplicated lines
     assert not list(run.glob(".*.tmp"))               # no torn atomic writes left behind
     m = json.loads((run/"metrics.json").read_text()); assert 0 <= m["miou"] <= 1
+
+def test_two_process_resume_every_rank(tiny_root, tmp_path):
+    out = tmp_path/"runs"; out.mkdir()
+    r = _torchrun(RESUME, tmp_path, tiny_root, out)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    a, b = torch.load(out/"resume0.pt", weights_only=True), torch.load(out/"resume1.pt", weights_only=True)
+    for d in (a, b):
+        assert d["checked"] == [True] * 5                 # DDP's gradients == sum over ranks / 2, bit for bit, every step
+        assert d["at"] == 2 and d["parts"] == ["checkpoint-rank1-s2.pt"] and d["final_parts"] == ["checkpoint-rank1-s4.pt"]
+        assert _same(d["resumed"], d["full"])             # weights and this rank's own method state
+        assert list(d["calls"]) == ["gloo:all_reduce"] and d["calls"]["gloo:all_reduce"] <= 7, d["calls"]   # was 29 (1 + 26 buffers + 2)
+        print("collectives per step:", d["calls"])
+    assert _same(a["full"]["model"], b["full"]["model"])
+    assert not _same(a["full"]["method"]["store"], b["full"]["method"]["store"])   # rank-local: rank 1's own ensemble
+    from cda_nb.core import CDAError
+    from cda_nb.trainers import Trainer
+    with pytest.raises(CDAError, match="written by a run of 2 processes"):     # one process may not resume it
+        Trainer(method="clst", data_root=str(tiny_root), out_dir=str(out), iters=4, init_iters=2, batch_size=2, crop=(48, 48),
+                ckpt_every=2, progress=False, tag="resumed")
+
+def test_nonfinite_loss_on_one_rank_stops_both(tiny_root, tmp_path):
+    out = tmp_path/"runs"; out.mkdir()
+    r = _torchrun(NAN, tmp_path, tiny_root, out, timeout=300)   # no rank waits in an all-reduce for the other
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    m0, m1 = (out/"nan0.txt").read_text().split("\n"), (out/"nan1.txt").read_text().split("\n")
+    assert m0[0] == m1[0] and m0[0].startswith("NonFiniteLoss: non-finite loss at step 1 on rank 1 of 2 (rank 1: term 'ce_src' = nan)")
+    assert "sync_bn=True needs GPUs" in m0[1] and "sync_bn=True needs GPUs" in m1[1]
