@@ -5,7 +5,7 @@ from cda_nb.trainers import train
 
 def test_report_notebook(tiny_root, tmp_path):
     runs = tmp_path/"runs"
-    kw = dict(data_root=str(tiny_root), out_dir=str(runs), iters=2, batch_size=2, crop=(48, 48), progress=False)
+    kw = dict(data_root=str(tiny_root), out_dir=str(runs), iters=2, init_iters=2, batch_size=2, crop=(48, 48), progress=False)   # bcl starts from these source runs
     for seed in (0, 1):
         for m in ("source_only", "oracle", "bcl"): train(method=m, seed=seed, **kw)
     train(method="bcl", seed=0, tag="fcl", method_params={"lambda_bc": 0.0, "dynamic": False}, **kw)
