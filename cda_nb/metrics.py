@@ -10,7 +10,7 @@ from .data import IGNORE, CLASSES19, SYNTHIA16, SYNTHIA13
 
 # %% auto #0
 __all__ = ['confusion_matrix', 'iou_per_class', 'mean_iou', 'pixel_accuracy', 'ConfusionMeter', 'label_density_accuracy',
-           'prototype_distances', 'diagonal_ratio', 'reliability']
+           'pool_density_accuracy', 'prototype_distances', 'diagonal_ratio', 'reliability']
 
 # %% ../nbs/08_metrics.ipynb #395d3e5c
 def _as_long(x) -> torch.Tensor:
@@ -102,6 +102,13 @@ def label_density_accuracy(pseudo, target, ignore: int = IGNORE):
     density = n_lab / n_valid if n_valid else float('nan')
     accuracy = int((labelled & (p == t)).sum()) / n_lab if n_lab else float('nan')
     return density, accuracy
+
+# %% ../nbs/08_metrics.ipynb #8f61b578
+def pool_density_accuracy(pairs) -> dict:
+    "Pool per-image (density, accuracy) pairs into one: density averaged, accuracy weighted by density (images of one size)."
+    d = np.array([p[0] for p in pairs], float); a = np.array([p[1] for p in pairs], float)
+    ok = ~np.isnan(a)
+    return {"density": float(d.mean()), "accuracy": float((a[ok] * d[ok]).sum() / max(d[ok].sum(), 1e-12))}
 
 # %% ../nbs/08_metrics.ipynb #21ff8f3a
 def prototype_distances(protos_s, protos_t, present_s=None, present_t=None) -> np.ndarray:

@@ -8,10 +8,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .core import CDAError
+from .data import IGNORE
 from .losses import _host_check_labels
 
 # %% auto #0
-__all__ = ['resize_labels', 'resize_weights', 'masked_mean', 'gather_pixels', 'ProtoBank', 'GaussianStats', 'ClassQueue']
+__all__ = ['resize_labels', 'resize_weights', 'masked_mean', 'gather_pixels', 'ProtoBank', 'GaussianStats', 'ClassQueue',
+           'projection_head', 'project', 'class_centroids']
 
 # %% ../nbs/05_prototypes.ipynb #d364c01b
 def resize_labels(labels, size):
@@ -136,3 +138,30 @@ class ClassQueue(nn.Module):
         f = [self.feats[k, :int(self.filled[k])] for k in cs]
         y = [torch.full((int(self.filled[k]),), k, dtype=torch.long, device=self.feats.device) for k in cs]
         return torch.cat(f), torch.cat(y)
+
+# %% ../nbs/05_prototypes.ipynb #39b61614
+def projection_head(in_dim: int, hidden: int = 256, out_dim: int = 128) -> nn.Module:
+    "Per-pixel MLP (1x1 conv, ReLU, 1x1 conv): features (B,in_dim,h,w) -> projections (B,out_dim,h,w)."
+    return nn.Sequential(nn.Conv2d(in_dim, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, out_dim, 1))
+
+def project(head, feats):
+    "Unit-length pixel projections (B,P,h,w) of features (B,D,h,w)."
+    return F.normalize(head(feats.float()), dim=1)
+
+# %% ../nbs/05_prototypes.ipynb #f87be6ac
+def _class_sums(reps, labels, n_classes):
+    "Per-class sums (C,D) and pixel counts (C,) of unit-length `reps` (B,D,h,w) under `labels` (B,H,W)."
+    y = resize_labels(labels, reps.shape[-2:]).reshape(-1)
+    f = F.normalize(reps.float(), dim=1).permute(0, 2, 3, 1).reshape(-1, reps.shape[1])
+    ok = y != IGNORE
+    return (torch.zeros(n_classes, f.shape[1]).index_add_(0, y[ok].cpu(), f[ok].cpu()),
+            torch.bincount(y[ok].cpu(), minlength=n_classes))
+
+@torch.no_grad()
+def class_centroids(rep_fn, batches, n_classes=19):
+    "Centroids (C,D) and presence (C,) of `rep_fn(images) -> (B,D,h,w)` over (images, labels) `batches`."
+    S, N = None, None
+    for x, y in batches:
+        s, n = _class_sums(rep_fn(x), y, n_classes)
+        S, N = (s, n) if S is None else (S + s, N + n)
+    return S / N.clamp_min(1)[:, None], N > 0

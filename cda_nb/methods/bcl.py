@@ -16,7 +16,8 @@ from ..expansion import dynamic_labels, hybrid_labels, static_labels, class_thre
 from ..metrics import label_density_accuracy
 from ..ddp import reduce_present_mean
 from ..trainers import register, frozen_copy, tail_stage
-from .self_training import SelfTraining, _pool
+from .self_training import SelfTraining
+from ..metrics import pool_density_accuracy
 
 # %% auto #0
 __all__ = ['BCL']
@@ -174,10 +175,10 @@ def _analyze(self, inputs, n_images=100, Ts=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
         d, a = label_density_accuracy(static_labels(lg, thr, size=gt.shape[-2:]), gt)
         curve["static"].append({"p": p_, "density": float(d), "accuracy": float(a)})
     for k in ("dynamic_uncalibrated", "dynamic_calibrated"):
-        curve[k] = [{"threshold": T, **_pool(res[(k, T)])} for T in Ts]
+        curve[k] = [{"threshold": T, **pool_density_accuracy(res[(k, T)])} for T in Ts]
     T0 = self.hp["threshold"]
-    table = {"static": _pool(res["static"]), "dynamic_uncalibrated": _pool(res[("dynamic_uncalibrated", T0)]) if T0 in Ts else None,
-             "dynamic_calibrated": _pool(res[("dynamic_calibrated", T0)]) if T0 in Ts else None, "hybrid": _pool(res["hybrid"])}
+    table = {"static": pool_density_accuracy(res["static"]), "dynamic_uncalibrated": pool_density_accuracy(res[("dynamic_uncalibrated", T0)]) if T0 in Ts else None,
+             "dynamic_calibrated": pool_density_accuracy(res[("dynamic_calibrated", T0)]) if T0 in Ts else None, "hybrid": pool_density_accuracy(res["hybrid"])}
     return {"pseudo_labels": table, "pseudo_label_curve": curve}
 
 BCL.analyze = _analyze

@@ -12,13 +12,13 @@ import torch.nn.functional as F
 from ..core import CDAError, atomic_torch_save
 from ..data import IGNORE, CLASSES19, PALETTE19, JointTransform
 from ..losses import seg_ce, proto_contrast
-from ..prototypes import masked_mean, resize_labels, ProtoBank
+from ..prototypes import masked_mean, resize_labels, ProtoBank, projection_head, project, class_centroids
 from ..metrics import prototype_distances, diagonal_ratio
 from ..trainers import Method, register, reduce_present_mean
 
 # %% auto #0
-__all__ = ['COORD_BASE', 'STORE_DTYPES', 'coord_map', 'Located', 'grid_shape', 'crop_cells', 'EnsembleStore', 'projection_head',
-           'project', 'class_mean_contrast', 'CLST', 'class_centroids', 'plot_centroids']
+__all__ = ['COORD_BASE', 'STORE_DTYPES', 'coord_map', 'Located', 'grid_shape', 'crop_cells', 'EnsembleStore',
+           'class_mean_contrast', 'CLST', 'plot_centroids']
 
 # %% ../../nbs/methods/clst.ipynb #bd7bb819
 COORD_BASE = 256            # coordinates start above the ignore value (255) that padding writes
@@ -129,15 +129,6 @@ class EnsembleStore:
                            f"this run {(self.stride, self.dtype, self.n_classes)}")
         self.momentum, self.maps = d["momentum"], {int(i): t.clone() for i, t in d["maps"].items()}
 
-# %% ../../nbs/methods/clst.ipynb #6eded28b
-def projection_head(in_dim: int, hidden: int = 256, out_dim: int = 128) -> nn.Module:
-    "Per-pixel MLP (1x1 conv, ReLU, 1x1 conv): features (B,in_dim,h,w) -> projections (B,out_dim,h,w)."
-    return nn.Sequential(nn.Conv2d(in_dim, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, out_dim, 1))
-
-def project(head, feats):
-    "Unit-length pixel projections (B,P,h,w) of features (B,D,h,w)."
-    return F.normalize(head(feats.float()), dim=1)
-
 # %% ../../nbs/methods/clst.ipynb #5af55d31
 def class_mean_contrast(proj, labels, protos, present, tau: float = 0.1, ignore: int = IGNORE):
     "L_cl: InfoNCE of the class means of `proj` (B,P,h,w) under `labels` (B,H,W) against `protos` (C,P) / `present` (C,); scalar."
@@ -225,23 +216,6 @@ class CLST(Method):
         if self.head is not None: self.head.load_state_dict(d["head"]); self.bank.load_state_dict(d["bank"])
 
 # %% ../../nbs/methods/clst.ipynb #fea54d2a
-def _class_sums(reps, labels, n_classes):
-    "Per-class sums (C,D) and pixel counts (C,) of unit-length `reps` (B,D,h,w) under `labels` (B,H,W)."
-    y = resize_labels(labels, reps.shape[-2:]).reshape(-1)
-    f = F.normalize(reps.float(), dim=1).permute(0, 2, 3, 1).reshape(-1, reps.shape[1])
-    ok = y != IGNORE
-    return (torch.zeros(n_classes, f.shape[1]).index_add_(0, y[ok].cpu(), f[ok].cpu()),
-            torch.bincount(y[ok].cpu(), minlength=n_classes))
-
-@torch.no_grad()
-def class_centroids(rep_fn, batches, n_classes=19):
-    "Centroids (C,D) and presence (C,) of `rep_fn(images) -> (B,D,h,w)` over (images, labels) `batches`."
-    S, N = None, None
-    for x, y in batches:
-        s, n = _class_sums(rep_fn(x), y, n_classes)
-        S, N = (s, n) if S is None else (S + s, N + n)
-    return S / N.clamp_min(1)[:, None], N > 0
-
 def plot_centroids(panels: dict, classes=CLASSES19):
     "Figure 1 analogue: {title: (src (C,D), tgt (C,D), present (C,))} -> 2-D PCA per panel; o source, x target, a line per class."
     import matplotlib.pyplot as plt

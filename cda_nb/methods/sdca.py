@@ -13,7 +13,7 @@ from ..expansion import StaticLabels, PseudoLabeled
 from ..losses import seg_ce, lovasz_softmax, sdca_bound_loss
 from ..prototypes import GaussianStats, gather_pixels, resize_labels
 from ..trainers import Method, register, source_dataset, tail_stage
-from .self_training import _pool
+from ..metrics import pool_density_accuracy
 
 # %% auto #0
 __all__ = ['FORMS', 'target_mask', 'gather_levels', 'bound_inputs', 'sdca_term', 'init_stats', 'sampled_lovasz', 'pdd',
@@ -250,7 +250,7 @@ class SDCA(Method):
             from cda_nb.metrics import label_density_accuracy
             st = [label_density_accuracy(self.store.get(it["index"], it["label"].shape), it["label"])
                   for it in (inputs.labelled_target[i] for i in range(len(inputs.labelled_target)))]
-            res["pseudo_labels"] = {"ssl": _pool(st)}                      # pooled as self_training's labels
+            res["pseudo_labels"] = {"ssl": pool_density_accuracy(st)}                      # pooled as self_training's labels
         if t.cfg.figures:
             for name, fig in (("pdd.png", lambda: plot_pdd({"sdca": scores})),
                               ("tsne.png", lambda: tsne_figure(t.model, t.data["val"], device=t.device))):

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from ..expansion import StaticLabels, PseudoLabeled
 from ..losses import seg_ce, entropy_loss
-from ..metrics import label_density_accuracy
+from ..metrics import label_density_accuracy, pool_density_accuracy
 from ..models import batch_stats
 from ..trainers import Method, register
 
@@ -76,10 +76,4 @@ class SelfTraining(Method):
         for i in range(len(labelled)):
             it = labelled[i]                                   # read each image and label once
             st.append(label_density_accuracy(self.store.get(it["index"], it["label"].shape), it["label"]))
-        return {"pseudo_labels": {"static": _pool(st)}}
-
-def _pool(pairs):
-    "Pool per-image (density, accuracy) into one (pixel-weighted by equal-size images)."
-    d = np.array([p[0] for p in pairs], float); a = np.array([p[1] for p in pairs], float)
-    ok = ~np.isnan(a)
-    return {"density": float(d.mean()), "accuracy": float((a[ok] * d[ok]).sum() / max(d[ok].sum(), 1e-12))}
+        return {"pseudo_labels": {"static": pool_density_accuracy(st)}}

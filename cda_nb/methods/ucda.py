@@ -17,7 +17,7 @@ from ..prototypes import masked_mean, resize_labels, resize_weights, ClassQueue
 from ..expansion import class_thresholds, proto_similarity, dynamic_labels, fill_ignored
 from ..metrics import confusion_matrix, iou_per_class, prototype_distances, diagonal_ratio
 from ..trainers import Method, register, frozen_copy
-from .clst import projection_head, project, class_centroids
+from ..prototypes import projection_head, project, class_centroids
 
 # %% auto #0
 __all__ = ['EXPAND_RULES', 'HARD_CLASSES', 'multiscale_probs', 'batch_thresholds', 'adaptive_labels', 'sample_per_class',
