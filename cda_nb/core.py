@@ -247,7 +247,7 @@ class LineProgress:
         print(s, file=self.file or sys.stderr, flush=True); self._last = self.n
     def update(self, n=1):
         self.n += n
-        if not self.disable and (self.n % self.every == 0 or self.n == self.total): self._line()
+        if not self.disable and (self.n // self.every != (self.n - n) // self.every or self.n == self.total): self._line()
     def close(self):
         if not self.disable and self._last != self.n and self.n > self.start: self._line()
         self.disable = True

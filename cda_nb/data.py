@@ -19,8 +19,9 @@ __all__ = ['IGNORE', 'Label', 'CS_LABELS', 'CLASSES19', 'PALETTE19', 'THING19', 
            'CITYSCAPES_LAYOUT', 'SYNTHIA_LAYOUT', 'AUG_DEFAULTS', 'AUG_POLICIES', 'colorize', 'map_ids', 'read_image',
            'read_gta5_label', 'read_cityscapes_label', 'write_gta5_label', 'write_cityscapes_label', 'to_image_tensor',
            'to_label_tensor', 'JointTransform', 'GTA5', 'Cityscapes', 'read_png', 'write_png16', 'read_synthia_label',
-           'write_synthia_label', 'SYNTHIA', 'label_table', 'class_presence', 'class_pixel_counts',
-           'class_balanced_probs', 'ClassBalancedChoice', 'png_size', 'check_files', 'photometric']
+           'write_synthia_label', 'SYNTHIA', 'train_id_counts', 'label_workers', 'label_table', 'class_presence',
+           'class_pixel_counts', 'class_balanced_probs', 'ClassBalancedChoice', 'png_size', 'check_files',
+           'photometric']
 
 # %% ../nbs/01_data.ipynb #d14e0bd7
 IGNORE = 255
@@ -171,21 +172,17 @@ class JointTransform:
         if lab is not None: lab = F.interpolate(lab[None, None].float(), size=size, mode='nearest')[0, 0].long()
         return img, lab
 
-    def _uint8(self, image, label):
-        "The full-scale path (a fixed `resize`, uint8 input): one uint8 resize to the scaled size, crop and flip in uint8, float last."
-        img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-        lab = None if label is None else torch.from_numpy(np.ascontiguousarray(label, dtype=np.uint8))
-        h, w = self.resize
-        if self.scale is not None:                            # the same draws, in the same order, as the float path
-            lo, hi = self.scale
-            s = lo + (hi - lo) * torch.rand(1).item()
-            h, w = max(1, round(h * s)), max(1, round(w * s))
-        if tuple(img.shape[-2:]) != (h, w):
-            img = F.interpolate(img[None].contiguous(memory_format=torch.channels_last), size=(h, w), mode='bilinear',
-                                align_corners=False)[0]
-            if lab is not None: lab = F.interpolate(lab[None, None], size=(h, w), mode='nearest')[0, 0]
+    def _scaled(self, h, w):
+        "(h, w) times one scale drawn from `scale`: the first random draw of an item."
+        lo, hi = self.scale
+        s = lo + (hi - lo) * torch.rand(1).item()
+        return max(1, round(h * s)), max(1, round(w * s))
+
+    def _crop_flip(self, img, lab):
+        "Pad to at least `crop` (image 0, label IGNORE), one random crop, then a random horizontal flip: any dtype (uint8 or float)."
         if self.crop is not None:
             ch, cw = self.crop
+            h, w = img.shape[-2:]
             ph, pw = max(ch - h, 0), max(cw - w, 0)
             if ph or pw:
                 img = F.pad(img, (0, pw, 0, ph), value=0)
@@ -197,6 +194,18 @@ class JointTransform:
         if self.flip and torch.rand(1).item() < 0.5:
             img = img.flip(-1)
             if lab is not None: lab = lab.flip(-1)
+        return img, lab
+
+    def _uint8(self, image, label):
+        "The full-scale path (a fixed `resize`, uint8 input): one uint8 resize to the scaled size, crop and flip in uint8, float last."
+        img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        lab = None if label is None else torch.from_numpy(np.ascontiguousarray(label, dtype=np.uint8))
+        h, w = self._scaled(*self.resize) if self.scale is not None else self.resize   # the float path's draws, in its order
+        if tuple(img.shape[-2:]) != (h, w):
+            img = F.interpolate(img[None].contiguous(memory_format=torch.channels_last), size=(h, w), mode='bilinear',
+                                align_corners=False)[0]
+            if lab is not None: lab = F.interpolate(lab[None, None], size=(h, w), mode='nearest')[0, 0]
+        img, lab = self._crop_flip(img, lab)
         return img.float().div_(255.), (None if lab is None else lab.long())
 
     def __call__(self, image, label=None):
@@ -205,25 +214,8 @@ class JointTransform:
             return self._uint8(image, label)
         img, lab = to_image_tensor(image), (None if label is None else to_label_tensor(label))
         if self.resize is not None: img, lab = self._resize(img, lab, self.resize)
-        if self.scale is not None:
-            lo, hi = self.scale
-            s = lo + (hi - lo) * torch.rand(1).item()
-            h, w = img.shape[-2:]
-            img, lab = self._resize(img, lab, (max(1, round(h * s)), max(1, round(w * s))))
-        if self.crop is not None:
-            ch, cw = self.crop
-            h, w = img.shape[-2:]
-            ph, pw = max(ch - h, 0), max(cw - w, 0)
-            if ph or pw:
-                img = F.pad(img, (0, pw, 0, ph), value=0.)
-                if lab is not None: lab = F.pad(lab, (0, pw, 0, ph), value=IGNORE)
-                h, w = img.shape[-2:]
-            y = int(torch.randint(0, h - ch + 1, (1,)).item()); x = int(torch.randint(0, w - cw + 1, (1,)).item())
-            img = img[:, y:y + ch, x:x + cw]
-            if lab is not None: lab = lab[y:y + ch, x:x + cw]
-        if self.flip and torch.rand(1).item() < 0.5:
-            img = img.flip(-1)
-            if lab is not None: lab = lab.flip(-1)
+        if self.scale is not None: img, lab = self._resize(img, lab, self._scaled(*img.shape[-2:]))
+        img, lab = self._crop_flip(img, lab)
         return img.contiguous(), (None if lab is None else lab.contiguous())
 
     def __repr__(self): return f"JointTransform(resize={self.resize}, scale={self.scale}, crop={self.crop}, flip={self.flip})"
@@ -435,6 +427,7 @@ class SYNTHIA(_SegDataset):
         return ids.astype(np.uint8) if ids.max(initial=0) < 256 else ids   # uint8 when it fits (resize needs it)
 
 # %% ../nbs/01_data.ipynb #1f239669
+import os
 from .core import progress as tqdm
 
 def _train_ids(ds, i) -> np.ndarray:
@@ -447,31 +440,69 @@ def _train_ids(ds, i) -> np.ndarray:
     lab = item['label']
     return lab.numpy() if isinstance(lab, torch.Tensor) else np.asarray(lab)
 
-def label_table(dataset, row, n_classes=19, dtype=np.bool_, cache=None, progress=True, what='class presence') -> np.ndarray:
-    "(N, C) table with `row(train_ids, n_classes)` for each item's label; `cache` (a .npy path) stores / reuses the table."
+def train_id_counts(ds, i, n_classes=19) -> np.ndarray:
+    "Int64 (C,): pixels of each train id in item `i`'s label; the kit's datasets count raw ids and map the histogram (no per-pixel map)."
+    if isinstance(ds, _SegDataset) and ds.labels:
+        ids = np.asarray(ds._label_ids(i)).ravel()
+        lut = np.asarray(ds.lut, np.int64)
+        hist = np.bincount(ids, minlength=len(lut))[:len(lut)]          # ids beyond the table map to nothing, as in map_ids
+        return np.bincount(lut[:len(hist)], weights=hist, minlength=max(int(lut.max()) + 1, n_classes))[:n_classes].astype(np.int64)
+    ids = np.asarray(_train_ids(ds, i)).ravel()
+    return np.bincount(ids[ids < n_classes].astype(np.int64), minlength=n_classes)
+
+class _CountRows(torch.utils.data.Dataset):
+    "Items `idx` of `ds` as their train-id pixel counts: what the loader workers of `label_table` compute."
+    def __init__(self, ds, idx, n_classes): self.ds, self.idx, self.C = ds, idx, n_classes
+    def __len__(self): return len(self.idx)
+    def __getitem__(self, j): return torch.from_numpy(train_id_counts(self.ds, self.idx[j], self.C))
+
+def label_workers(n: int) -> int:
+    "Loader workers of a label pass over `n` items: none for a small set, else this machine's cores per local rank less one, at most 8."
+    if n < 256: return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    return max(0, min(8, cores // max(local, 1) - 1))
+
+def _rank_world():
+    import torch.distributed as dist
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+
+def label_table(dataset, n_classes=19, cache=None, progress=True, what='class pixel counts', workers=None, dtype=np.int64) -> np.ndarray:
+    """(N, C) train-id pixel counts of every item's label, cast to `dtype`; `cache` (a .npy path) stores / reuses the table.
+    Labels are read in `workers` loader processes (default `label_workers`); under torch.distributed each rank reads its
+    share (items rank, rank + world, ...) and one all-reduce joins them, so no rank repeats the pass."""
     n = len(dataset)
     if cache is not None and Path(cache).is_file():
         t = np.load(cache)
         if t.shape == (n, n_classes) and t.dtype == dtype: return t
         warnings.warn(f"{cache}: cached {what} has shape {t.shape}, expected {(n, n_classes)}; recomputing")
-    t = np.zeros((n, n_classes), dtype)
-    for i in tqdm(range(n), desc=what, disable=not progress, leave=False):
-        ids = np.asarray(_train_ids(dataset, i)).ravel()
-        t[i] = row(ids[ids < n_classes].astype(np.int64), n_classes)
-    if cache is not None:
+    rank, world = _rank_world()
+    idx = list(range(rank, n, world))
+    w = label_workers(len(idx)) if workers is None else workers
+    t = np.zeros((n, n_classes), np.int64)
+    rows = torch.utils.data.DataLoader(_CountRows(dataset, idx, n_classes), batch_size=32, num_workers=w)
+    pos = 0
+    with tqdm(total=len(idx), desc=what, disable=not progress or rank, leave=len(idx) >= 1000) as bar:   # long passes report
+        for b in rows:
+            t[idx[pos:pos + len(b)]] = b.numpy(); pos += len(b); bar.update(len(b))
+    if world > 1:                                                         # rows are disjoint: a sum joins them
+        import torch.distributed as dist
+        dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+        x = torch.from_numpy(t).to(dev); dist.all_reduce(x); t = x.cpu().numpy()
+    t = t.astype(dtype) if dtype != np.bool_ else t > 0
+    if cache is not None and rank == 0:
         import io
         from cda_nb.core import atomic_write_bytes
         buf = io.BytesIO(); np.save(buf, t); atomic_write_bytes(cache, buf.getvalue())
     return t
 
-def class_presence(dataset, n_classes=19, cache=None, progress=True) -> np.ndarray:
+def class_presence(dataset, n_classes=19, cache=None, progress=True, workers=None) -> np.ndarray:
     "Bool (N, C): which train ids occur in each item's label; `cache` (a .npy path) stores / reuses the table."
-    return label_table(dataset, lambda ids, C: np.bincount(ids, minlength=C) > 0, n_classes, np.bool_, cache, progress)
+    return label_table(dataset, n_classes, cache, progress, 'class presence', workers, np.bool_)
 
-def class_pixel_counts(dataset, n_classes=19, cache=None, progress=True) -> np.ndarray:
+def class_pixel_counts(dataset, n_classes=19, cache=None, progress=True, workers=None) -> np.ndarray:
     "Int64 (N, C): pixels of each train id in each item's label (rare-class sampling); `cache` as in `class_presence`."
-    return label_table(dataset, lambda ids, C: np.bincount(ids, minlength=C), n_classes, np.int64, cache, progress,
-                       'class pixel counts')
+    return label_table(dataset, n_classes, cache, progress, 'class pixel counts', workers, np.int64)
 
 def class_balanced_probs(presence) -> np.ndarray:
     "P(c) ∝ 1/p(c) (bcl supplement, eq. 1), p(c) = fraction of images containing c; 0 for absent classes. (C,)"

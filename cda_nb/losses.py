@@ -43,13 +43,12 @@ def _host_check_labels(labels, n_classes, ignore):
     bad = (labels != ignore) & ((labels < 0) | (labels >= n_classes))
     if bad.any():
         raise CDAError(f"labels must be in [0, {n_classes}) or {ignore}; got {labels[bad].unique().tolist()}")
-_check_labels = _host_check_labels
 
 def proto_contrast(feats, labels, protos, present=None, tau=0.1, ignore=255, reduction='mean'):
     "InfoNCE of `feats` (N,D) with labels (N,) over `protos` (C,D) (cosine / `tau`), absent prototypes masked; scalar."
     C = protos.shape[0]
     if present is None: present = torch.ones(C, dtype=torch.bool, device=protos.device)
-    _check_labels(labels, C, ignore)
+    _host_check_labels(labels, C, ignore)
     valid = labels != ignore
     valid &= present[labels.clamp(0, C - 1)]
     if valid.sum() == 0: return _zero(feats, protos)
@@ -102,7 +101,7 @@ def sdca_bound_loss(feats, labels, means, covs, present=None, tau=1.0, ignore=25
     "SDCA contrastive upper bound (sdca, eq. 14) of pixels (N,D) / labels (N,) given class means (C,D), covs; scalar."
     C = means.shape[0]
     if present is None: present = torch.ones(C, dtype=torch.bool, device=means.device)
-    _check_labels(labels, C, ignore)
+    _host_check_labels(labels, C, ignore)
     valid = (labels != ignore) & present[labels.clamp(0, C - 1)]
     if valid.sum() == 0: return _zero(feats)
     dt = torch.promote_types(feats.dtype, torch.float32)                         # float64 statistics meet float32 features

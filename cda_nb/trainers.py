@@ -287,28 +287,29 @@ def config_diff(stored: dict, want: dict) -> dict:
     return {k: (stored.get(k, dft.get(k)), v) for k, v in want.items() if stored.get(k, dft.get(k)) != v}
 
 def source_run_dir(cfg: TrainConfig):
-    "(folder, config) of the source-only run `cfg` starts from: `source_only/` when free or trained with exactly these settings, else `source_only-s<hash>/`."
+    """(folder, config, diff) of the source-only run `cfg` starts from: `source_only/` when free or trained with exactly these
+    settings (diff `{}`), else `source_only-s<hash>/` and how `source_only/`'s settings differ (`config_diff`: there, here)."""
     s = source_config(cfg); want = source_identity(s)
     plain = run_dir(cfg.out_dir, cfg.dataset, "source_only", cfg.seed, create=False)
-    if not (plain/"config.json").is_file() or not config_diff(_json.loads((plain/"config.json").read_text()), want): return plain, s
+    diff = config_diff(_json.loads((plain/"config.json").read_text()), want) if (plain/"config.json").is_file() else {}
+    if not diff: return plain, s, {}
     tag = "s" + hashlib.sha1(_json.dumps(want, sort_keys=True).encode()).hexdigest()[:8]
-    return run_dir(cfg.out_dir, cfg.dataset, "source_only", cfg.seed, tag, create=False), make_config(s, tag=tag)
+    return run_dir(cfg.out_dir, cfg.dataset, "source_only", cfg.seed, tag, create=False), make_config(s, tag=tag), diff
 
 def resolve_init(cfg: TrainConfig):
     "Path of the checkpoint a run starts from (None: fresh weights); finds, or trains, the source-only run with exactly its settings."
     init = cfg.init or METHODS[cfg.method].default_init
     if init == "none": return None
     if init == "source_only":
-        d, s = source_run_dir(cfg)                    # never another run's model: the weights depend on settings, not launch order
+        d, s, diff = source_run_dir(cfg)                    # never another run's model: the weights depend on settings, not launch order
         if (d/"metrics.json").exists() and (d/"checkpoint.pt").exists(): return d/"checkpoint.pt"
         c = committed_source_run(cfg)
         if c is not None:
             print(f"init: the committed source-only run {c} has exactly this run's source settings: starting from it "
                   f"(train your own first with method=source_only and the same out_dir to use that instead)")
             return c/"checkpoint.pt"
-        if s.tag:
+        if diff:
             plain = run_dir(cfg.out_dir, cfg.dataset, "source_only", cfg.seed, create=False)
-            diff = config_diff(_json.loads((plain/"config.json").read_text()), source_identity(s))
             print(f"init: {plain} was trained with other settings {diff} (there, here): training this run's own source-only "
                   f"model into {d} (pass init=<checkpoint.pt> to start from a model of your choice)")
         Trainer(s).fit()                              # the source-only run with its own defaults, not the adapting run's
