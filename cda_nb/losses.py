@@ -134,9 +134,10 @@ def lovasz_softmax(logits, label, ignore=255, classes='present'):
     probs, y = probs[keep], y[keep]
     if y.numel() == 0: return _zero(logits)
     losses = []
+    present = (torch.bincount(y, minlength=C)[:C] > 0).tolist() if classes == 'present' else [True] * C   # one sync, not C
     for c in range(C):
+        if not present[c]: continue
         fg = (y == c).to(probs.dtype)
-        if classes == 'present' and fg.sum() == 0: continue
         err = (fg - probs[:, c]).abs()
         err_sorted, perm = torch.sort(err, descending=True)
         losses.append(torch.dot(err_sorted, _lovasz_grad(fg[perm])))

@@ -73,8 +73,8 @@ class ProtoBank(nn.Module):
         protos, present = protos.detach().to(self.protos), present.to(self.protos.device).bool()
         m = self.momentum
         first, later = present & ~self.initialized, present & self.initialized
-        self.protos[first] = protos[first]
-        self.protos[later] = m * self.protos[later] + (1 - m) * protos[later]
+        ema = m * self.protos + (1 - m) * protos                         # row by row; selected with where (no sync on a GPU)
+        self.protos.copy_(torch.where(first[:, None], protos, torch.where(later[:, None], ema, self.protos)))
         self.initialized |= present; self.count += present.long()
         return self
 
