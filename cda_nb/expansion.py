@@ -105,6 +105,38 @@ class TemporalEnsemble:
     def load_state_dict(self, d): self.momentum, self.store = d['momentum'], {int(i): t.clone() for i, t in d['store'].items()}
 
 # %% ../nbs/07_expansion.ipynb #e776d65a
+def _rank_world():
+    import torch.distributed as dist
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+
+def _comm_device():
+    "Where collectives take their tensors: this rank's GPU under nccl, else the CPU."
+    import torch.distributed as dist
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+def _gather_cat(x):
+    "Concatenation over ranks of 1-d tensors `x` of any length (padded to the longest for the all-gather), on the device of `x`."
+    import torch.distributed as dist
+    dev, world = _comm_device(), dist.get_world_size()
+    n = torch.tensor([x.numel()], device=dev); ns = [torch.zeros_like(n) for _ in range(world)]; dist.all_gather(ns, n)
+    ns = [int(v.item()) for v in ns]; m = max(ns)
+    buf = torch.zeros(m, dtype=x.dtype, device=dev); buf[:x.numel()] = x.to(dev)
+    out = [torch.empty_like(buf) for _ in range(world)]; dist.all_gather(out, buf)
+    return torch.cat([o[:k] for o, k in zip(out, ns)]).to(x.device)        # where the caller had it (the model's device)
+
+def _share_labels(mine: dict, device) -> dict:
+    "Every rank's labels {index: (H,W) uint8} on every rank: shapes gathered once, then each image broadcast by its owner."
+    import torch.distributed as dist
+    world, dev = dist.get_world_size(), _comm_device()
+    metas = [None] * world
+    dist.all_gather_object(metas, {i: tuple(l.shape) for i, l in mine.items()})
+    out = {}
+    for owner, meta in enumerate(metas):
+        for i, shape in sorted(meta.items()):
+            buf = mine[i].to(dev) if owner == dist.get_rank() else torch.empty(shape, dtype=torch.uint8, device=dev)
+            dist.broadcast(buf, src=owner); out[i] = buf.cpu()
+    return out
+
 class StaticLabels:
     "Static CBST pseudo labels (H,W) uint8 for every target training image, refreshed from a model."
     def __init__(self, p=0.2, cap=0.9, rule="cbst", ignore=255):
@@ -113,9 +145,14 @@ class StaticLabels:
 
     @torch.no_grad()
     def refresh(self, logits_fn, dataset, step, batch_size=8, num_workers=0, progress=False):
-        "Label every image of `dataset` (items with 'image', 'index') with `logits_fn(images) -> (B,C,h,w)`."
-        from torch.utils.data import DataLoader
+        """Label every image of `dataset` (items with 'image', 'index') with `logits_fn(images) -> (B,C,h,w)`. Under
+        torch.distributed each rank labels its share (items rank, rank + world, ...); the class thresholds come from every
+        rank's confidences (gathered) and each image's labels are broadcast by the rank that made them: every rank ends with
+        the same labels as one process labelling all, for 1/world of the work."""
+        from torch.utils.data import DataLoader, Subset
         from cda_nb.core import progress as tqdm
+        rank, world = _rank_world()
+        if world > 1: dataset = Subset(dataset, range(rank, len(dataset), world))
         logits, conf, pred, index, sizes = [], [], [], [], []
         dl = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=torch.cuda.is_available())
         for b in tqdm(dl, desc=f"static labels @ {step} (1/2)", disable=not progress, leave=False):
@@ -124,7 +161,9 @@ class StaticLabels:
             conf.append(c.reshape(-1)); pred.append(p.to(torch.uint8).reshape(-1))
             logits.append(lg.cpu()); index += b["index"].tolist()  # host memory: fp16 logits at the network's output size
             sizes += [tuple(b["image"].shape[-2:])] * len(b["index"])
-        self.thresholds = class_thresholds(torch.cat(conf), torch.cat(pred).long(), logits[0].shape[1], self.p, self.cap)
+        conf, pred = (torch.cat(conf), torch.cat(pred)) if conf else (torch.zeros(0), torch.zeros(0, dtype=torch.uint8))
+        if world > 1: conf, pred = _gather_cat(conf), _gather_cat(pred)    # the thresholds need every image's pixels
+        self.thresholds = class_thresholds(conf, pred.long(), self._n_classes(logits), self.p, self.cap)
         del conf, pred
         dev, self.labels = self.thresholds.device, {}
         k = 0
@@ -134,9 +173,20 @@ class StaticLabels:
                 self.labels[index[k]] = static_labels(l[None].float(), self.thresholds, self.rule, size=sizes[k],
                                                       ignore=self.ignore)[0].to(torch.uint8).cpu()
                 k += 1
+        if world > 1: self.labels = _share_labels(self.labels, self.thresholds.device)
         self.thresholds = self.thresholds.cpu()
         self.refreshed_at = step
         return self
+
+    @staticmethod
+    def _n_classes(logits):
+        "Classes of the logits (agreed by every rank: a rank with no image asks the others)."
+        c = torch.tensor([logits[0].shape[1] if logits else 0])
+        _, world = _rank_world()
+        if world > 1:
+            import torch.distributed as dist
+            c = c.to(_comm_device()); dist.all_reduce(c, op=dist.ReduceOp.MAX)
+        return int(c.item())
 
     def get(self, index, size):
         "Labels of image `index` as a long tensor, all ignore (of `size`) before the first refresh."

@@ -142,3 +142,47 @@ def test_nonfinite_loss_on_one_rank_stops_both(tiny_root, tmp_path):
     m0, m1 = (out/"nan0.txt").read_text().split("\n"), (out/"nan1.txt").read_text().split("\n")
     assert m0[0] == m1[0] and m0[0].startswith("NonFiniteLoss: non-finite loss at step 1 on rank 1 of 2 (rank 1: term 'ce_src' = nan)")
     assert "sync_bn=True needs GPUs" in m0[1] and "sync_bn=True needs GPUs" in m1[1]
+
+
+SHARDED = '''
+import sys, torch, torch.distributed as dist
+from cda_nb.expansion import StaticLabels
+from cda_nb.data import class_pixel_counts
+dist.init_process_group("gloo")
+out = sys.argv[1]
+class Images(torch.utils.data.Dataset):                  # 7 images: the shares are uneven
+    def __len__(self): return 7
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        return {"image": torch.rand(3, 16, 24, generator=g), "index": i}
+seen = []
+w = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+def logits_fn(x):
+    seen.extend([x.shape[0]]); return torch.einsum("cd,bdhw->bchw", w, x[:, :, ::2, ::2])
+s = StaticLabels(p=0.5).refresh(logits_fn, Images(), step=0)
+reads = []
+class Labels(torch.utils.data.Dataset):                  # a label pass (class statistics): 5 labels of one class each
+    def __len__(self): return 5
+    def __getitem__(self, i): reads.append(i); return {"label": torch.full((4, 4), i)}
+counts = class_pixel_counts(Labels(), progress=False)
+torch.save({"labels": s.labels, "thresholds": s.thresholds, "seen": sum(seen), "reads": reads, "counts": torch.from_numpy(counts)},
+           f"{out}/sharded{dist.get_rank()}.pt")
+dist.destroy_process_group()
+'''
+
+def test_refresh_sharded_over_ranks(tmp_path):
+    """StaticLabels.refresh under two ranks: each labels its share, both end with exactly the labels and thresholds of one
+    process; a label pass (class_pixel_counts) reads each label on one rank only and both ranks get the whole table."""
+    r = _torchrun(SHARDED, tmp_path, str(tmp_path), timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    a, b = (torch.load(tmp_path/f"sharded{k}.pt", weights_only=True) for k in (0, 1))
+    assert (a["seen"], b["seen"]) == (4, 3)                       # items 0,2,4,6 and 1,3,5: the pass is split, not repeated
+    ns = {}
+    exec(SHARDED.split("seen = []")[0].replace('dist.init_process_group("gloo")', "").replace("out = sys.argv[1]", ""), ns)
+    w = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    one = ns["StaticLabels"](p=0.5).refresh(lambda x: torch.einsum("cd,bdhw->bchw", w, x[:, :, ::2, ::2]), ns["Images"](), step=0)
+    for d in (a, b):
+        assert torch.equal(d["thresholds"], one.thresholds) and sorted(d["labels"]) == list(range(7))
+        assert all(torch.equal(d["labels"][i], one.labels[i]) for i in range(7))
+        assert torch.equal(d["counts"], 16 * torch.eye(5, 19, dtype=torch.int64))
+    assert (a["reads"], b["reads"]) == ([0, 2, 4], [1, 3])
