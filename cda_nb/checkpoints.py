@@ -21,7 +21,7 @@ def _ckpt_keys(cfg):
     d = asdict(cfg)
     for k in ("iters", "eval_every", "log_every", "ckpt_every", "out_dir", "device", "resume", "figures",
               "progress", "num_workers", "eval_batch_size", "data_root", "source_root", "target_root", "analysis"): d.pop(k)
-    for k in ("amp_dtype", "deterministic", "channels_last", "sync_bn"): d.pop(k, None)   # runtime settings (added later: old checkpoints lack them)
+    for k in ("amp_dtype", "deterministic", "channels_last", "sync_bn", "compile"): d.pop(k, None)   # runtime settings (added later: old checkpoints lack them)
     return d
 
 def rank_file(rank: int, step: int) -> str:

@@ -25,10 +25,10 @@ from .checkpoints import _save_checkpoint_all, _check_finite
 from .evaluation import *
 
 # %% auto #0
-__all__ = ['DATASET_DEFAULTS', 'METHODS', 'COMMITTED_RUNS', 'TrainConfig', 'tail_stage', 'Method', 'register', 'SourceOnly',
-           'Oracle', 'default_workers', 'make_config', 'frozen_copy', 'poly_lr', 'warmup_factor', 'source_config',
-           'committed_source_run', 'source_identity', 'config_diff', 'source_run_dir', 'resolve_init', 'Trainer',
-           'train', 'fit', 'notebook_params']
+__all__ = ['DATASET_DEFAULTS', 'METHODS', 'COMPILE_MODES', 'COMMITTED_RUNS', 'TrainConfig', 'tail_stage', 'Method', 'register',
+           'SourceOnly', 'Oracle', 'default_workers', 'compile_model', 'make_config', 'frozen_copy', 'poly_lr',
+           'warmup_factor', 'source_config', 'committed_source_run', 'source_identity', 'config_diff', 'source_run_dir',
+           'resolve_init', 'Trainer', 'train', 'fit', 'notebook_params']
 
 # %% ../nbs/09_trainers.ipynb #24fef222
 DATASET_DEFAULTS = {
@@ -85,6 +85,7 @@ class TrainConfig:
     deterministic: Optional[bool] = None  # deterministic kernels; None: on on the CPU (tests, MiniCity), off on CUDA (cudnn.benchmark)
     channels_last: bool = False    # channels-last memory format for the model (convolutional networks under AMP on CUDA)
     sync_bn: bool = False          # several processes on CUDA: BatchNorm layers in training mode become SyncBatchNorm
+    compile: str = ""              # torch.compile the trained model in place: "" off, "default", "reduce-overhead", "max-autotune" ("eager": tracing only)
     resume: bool = True
     init: str = ""                 # starting weights: "" (the method's default), "none", "source_only" or a checkpoint path
     init_iters: Optional[int] = None  # iterations of the source-only run that init="source_only" trains when it finds none
@@ -205,6 +206,15 @@ def default_workers(device) -> int:
     local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
     return max(1, min(8, cores // max(local, 1) - 1))
 
+COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "eager")
+
+def compile_model(model, mode: str):
+    """`torch.compile` the module in place (`nn.Module.compile`: its state dict keeps its keys, checkpoints stay as they are);
+    'eager' traces with TorchDynamo and runs the traced graphs uncompiled (no compiler needed: the CPU check)."""
+    check_choice("compile", mode, COMPILE_MODES)
+    model.compile(**({"backend": "eager"} if mode == "eager" else {"mode": mode}))
+    return model
+
 def make_config(cfg=None, **params) -> TrainConfig:
     "A checked `TrainConfig` from a config (or dict) plus keyword overrides."
     d = asdict(cfg) if isinstance(cfg, TrainConfig) else dict(cfg or {})
@@ -225,6 +235,7 @@ def make_config(cfg=None, **params) -> TrainConfig:
     if d.get("ckpt_every") is None and isinstance(d.get("iters"), int): d["ckpt_every"] = min(max(100, d["iters"] // 20), 2000)
     c = validate_config(TrainConfig(**d))
     check_choice("amp_dtype", c.amp_dtype, ("auto", "bf16", "fp16", "fp32"))
+    check_choice("compile", c.compile, COMPILE_MODES)
     check_method_params(METHODS[c.method], c.method_params)
     check_choice("optimizer", c.optimizer, ["sgd", "adamw"])
     check_choice("model", c.model, MODELS)
@@ -260,7 +271,7 @@ import json as _json, hashlib
 COMMITTED_RUNS = Path(cda_nb.__file__).resolve().parents[1]/"reports"/"runs"   # in a clone of the kit (absent from a wheel)
 _PLUMBING = {"out_dir", "tag", "device", "amp", "num_workers", "resume", "progress", "figures", "analysis", "eval_every",
              "eval_batch_size", "log_every", "ckpt_every", "init_iters",    # settings that do not change the trained weights
-             "amp_dtype", "deterministic", "channels_last"}                # (on the CPU; on a GPU only by rounding)
+             "amp_dtype", "deterministic", "channels_last", "compile"}                # (on the CPU; on a GPU only by rounding)
 
 def source_config(cfg: TrainConfig) -> TrainConfig:
     "The config of the source-only run that `init='source_only'` starts from: its own defaults (lr, iterations, sampling)."
@@ -339,7 +350,8 @@ class Trainer:
         if self.init_from: self.model.load_state_dict(self.initial_state())   # on a resume too: setup builds frozen references from it
         if cfg.channels_last: self.model.to(memory_format=torch.channels_last)
         self._target_changed = False
-        self.method.setup(self)
+        self.method.setup(self)                       # teachers and frozen references: plain copies of the model
+        if cfg.compile: compile_model(self.model, cfg.compile)
         self.source_chooser = self.method.source_chooser(self)
         # DeepLab-style models give their classifier a larger learning rate through `lr_mult` groups
         params = self.model.param_groups() if hasattr(self.model, "param_groups") else [{"params": self.model.parameters()}]

@@ -21,7 +21,7 @@ def _pair(name, v):
 
 # %% ../nbs/09a_validation.ipynb #947a8d1b
 _STRS = ("method", "dataset", "data_root", "source_root", "target_root", "model", "source_sampling", "optimizer",
-         "out_dir", "tag", "device", "init", "aug", "amp_dtype")
+         "out_dir", "tag", "device", "init", "aug", "amp_dtype", "compile")
 _POS_INTS = ("iters", "batch_size", "eval_batch_size", "log_every", "ckpt_every")
 _NONNEG_INTS = ("seed", "benchmark_seed", "eval_every", "num_workers")
 _BOOLS = ("flip", "amp", "resume", "analysis", "figures", "progress", "deterministic", "channels_last", "sync_bn")

@@ -111,3 +111,19 @@ def test_committed_source_run_counts_absent_fields_as_defaults(tmp_path):
     assert committed_source_run(cfg, root=tmp_path) == d
     stored["lr"] = 0.5; (d/"config.json").write_text(json.dumps(stored))
     assert committed_source_run(cfg, root=tmp_path) is None
+
+
+def test_compile_in_place(tiny_root, tmp_path):
+    "compile='eager' (TorchDynamo tracing, no compiler): the same losses as the plain run, checkpoint keys unchanged, the teacher a plain copy."
+    from cda_nb.core import CDAError
+    kw = dict(TINY, iters=3, ckpt_every=2, log_every=1, data_root=str(tiny_root), out_dir=str(tmp_path), aug_params={})
+    Trainer(method="source_only", **kw).fit()
+    runs = {}
+    for mode in ("", "eager"):
+        t = Trainer(method="dacs", tag=mode or "plain", compile=mode, **kw); t.fit()
+        runs[mode] = [json.loads(l)["loss"] for l in open(t.dir/"log.jsonl") if '"loss"' in l]
+        keys = set(torch.load(t.dir/"checkpoint.pt", weights_only=True)["model"])
+        assert keys == set(t.model.state_dict()) and not any("_orig_mod" in k for k in keys)
+        assert (t.model._compiled_call_impl is not None) == bool(mode) and t.method.teacher._compiled_call_impl is None
+    assert runs["eager"] == pytest.approx(runs[""], rel=1e-5)
+    with pytest.raises(CDAError, match="compile"): Trainer(method="dacs", compile="fast", **kw)
