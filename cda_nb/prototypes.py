@@ -109,6 +109,19 @@ class GaussianStats(nn.Module):
             self.count[c] = tot
         return self
 
+    @torch.no_grad()
+    def merge(self, count, mean, cov):
+        "Merge the statistics of other pixels (`count` (C,), `mean`, `cov` as the buffers), class by class, as `update` does; returns self."
+        count, mean, cov = count.to(self.count), mean.to(self.mean), cov.to(self.cov)
+        n, m = self.count, count; tot = n + m; safe = tot.clamp(min=1)
+        d = self.mean - mean
+        outer = d * d if self.diagonal else d[:, :, None] * d[:, None, :]
+        w = lambda v: v.reshape(-1, *[1] * (self.cov.dim() - 1))      # (C,) against (C,D) or (C,D,D)
+        self.cov.copy_(torch.where(w(m > 0), (w(n) * self.cov + w(m) * cov) / w(safe) + w(n * m) * outer / w(safe) ** 2, self.cov))
+        self.mean.copy_(torch.where((m > 0)[:, None], (n[:, None] * self.mean + m[:, None] * mean) / safe[:, None], self.mean))
+        self.count.copy_(tot)
+        return self
+
 # %% ../nbs/05_prototypes.ipynb #858807dd
 class ClassQueue(nn.Module):
     "FIFO queue of the `size` most recent features (D,) per class; `get()` -> (M,D), (M,)."

@@ -165,8 +165,20 @@ class Labels(torch.utils.data.Dataset):                  # a label pass (class s
     def __len__(self): return 5
     def __getitem__(self, i): reads.append(i); return {"label": torch.full((4, 4), i)}
 counts = class_pixel_counts(Labels(), progress=False)
-torch.save({"labels": s.labels, "thresholds": s.thresholds, "seen": sum(seen), "reads": reads, "counts": torch.from_numpy(counts)},
-           f"{out}/sharded{dist.get_rank()}.pt")
+from cda_nb.models import build_model
+from cda_nb.prototypes import GaussianStats
+from cda_nb.methods.sdca import init_stats
+class Source(torch.utils.data.Dataset):                  # sdca's class statistics over a labelled source set
+    def __len__(self): return 5
+    def __getitem__(self, i):
+        src_reads.append(i); g = torch.Generator().manual_seed(100 + i)
+        return {"image": torch.rand(3, 32, 32, generator=g), "label": torch.randint(0, 4, (32, 32), generator=g)}
+src_reads = []
+torch.manual_seed(0); net = build_model("small", n_classes=19)
+fs, os_ = GaussianStats(19, net.feat_dim, diagonal=True), GaussianStats(19, 19)
+init_stats(net, Source(), fs, os_, batch_size=2)
+torch.save({"labels": s.labels, "thresholds": s.thresholds, "seen": sum(seen), "reads": reads, "counts": torch.from_numpy(counts),
+            "fs": fs.state_dict(), "os": os_.state_dict(), "src_reads": src_reads}, f"{out}/sharded{dist.get_rank()}.pt")
 dist.destroy_process_group()
 '''
 
@@ -178,6 +190,12 @@ def test_refresh_sharded_over_ranks(tmp_path):
     a, b = (torch.load(tmp_path/f"sharded{k}.pt", weights_only=True) for k in (0, 1))
     assert (a["seen"], b["seen"]) == (4, 3)                       # items 0,2,4,6 and 1,3,5: the pass is split, not repeated
     ns = {}
+    stats_part = "from cda_nb.models import build_model" + SHARDED.split("from cda_nb.models import build_model")[1].split("torch.save")[0]
+    exec("import torch\n" + stats_part, ns)                      # the same statistics in this one process
+    for k in ("fs", "os"):                                        # sdca's statistics: each rank its share, merged = one process's
+        for d in (a, b):
+            for name, v in d[k].items(): torch.testing.assert_close(v, ns[k.replace("os", "os_")].state_dict()[name], rtol=1e-5, atol=1e-6)   # float32 features batched differently
+    ns = {}
     exec(SHARDED.split("seen = []")[0].replace('dist.init_process_group("gloo")', "").replace("out = sys.argv[1]", ""), ns)
     w = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
     one = ns["StaticLabels"](p=0.5).refresh(lambda x: torch.einsum("cd,bdhw->bchw", w, x[:, :, ::2, ::2]), ns["Images"](), step=0)
@@ -186,3 +204,4 @@ def test_refresh_sharded_over_ranks(tmp_path):
         assert all(torch.equal(d["labels"][i], one.labels[i]) for i in range(7))
         assert torch.equal(d["counts"], 16 * torch.eye(5, 19, dtype=torch.int64))
     assert (a["reads"], b["reads"]) == ([0, 2, 4], [1, 3])
+    assert (a["src_reads"], b["src_reads"]) == ([0, 2, 4], [1, 3])  # sdca's source pass: split too
