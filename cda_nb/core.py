@@ -13,7 +13,7 @@ import torch
 __all__ = ['CDAError', 'check_choice', 'seed_everything', 'mix_seed', 'rng_state', 'set_rng_state', 'get_device', 'amp_dtype_for',
            'named_oserror', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save',
            'Sidecar', 'append_jsonl', 'read_jsonl', 'load_torch_file', 'cache_dir', 'run_dir', 'peak_rss_mb',
-           'peak_gpu_mb', 'progress_mode', 'LineProgress', 'progress']
+           'peak_gpu_mb', 'progress_mode', 'LineProgress', 'progress', 'rank_world', 'comm_device']
 
 # %% ../nbs/00_core.ipynb #a002fcdc
 class CDAError(ValueError):
@@ -268,3 +268,14 @@ def progress(iterable=None, total=None, desc="", disable=False, leave=True, **kw
     if mode == "widget": from tqdm.notebook import tqdm as _t
     else: from tqdm.std import tqdm as _t
     return _t(iterable, total=total, desc=desc, disable=disable, leave=leave, **kw)
+
+# %% ../nbs/00_core.ipynb #7fda0775
+def rank_world() -> tuple:
+    "(rank, world size) of this process: (0, 1) outside torch.distributed."
+    import torch.distributed as dist
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+
+def comm_device() -> torch.device:
+    "Where collectives take their tensors: this rank's GPU under nccl, else the CPU (gloo)."
+    import torch.distributed as dist
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")

@@ -428,7 +428,7 @@ class SYNTHIA(_SegDataset):
 
 # %% ../nbs/01_data.ipynb #1f239669
 import os
-from .core import progress as tqdm
+from .core import progress as tqdm, rank_world, comm_device
 
 def _train_ids(ds, i) -> np.ndarray:
     "Train-id label of item `i`, read without the image when `ds` is one of the kit's datasets."
@@ -463,10 +463,6 @@ def label_workers(n: int) -> int:
     local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
     return max(0, min(8, cores // max(local, 1) - 1))
 
-def _rank_world():
-    import torch.distributed as dist
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
-
 def label_table(dataset, n_classes=19, cache=None, progress=True, what='class pixel counts', workers=None, dtype=np.int64) -> np.ndarray:
     """(N, C) train-id pixel counts of every item's label, cast to `dtype`; `cache` (a .npy path) stores / reuses the table.
     Labels are read in `workers` loader processes (default `label_workers`); under torch.distributed each rank reads its
@@ -476,7 +472,7 @@ def label_table(dataset, n_classes=19, cache=None, progress=True, what='class pi
         t = np.load(cache)
         if t.shape == (n, n_classes) and t.dtype == dtype: return t
         warnings.warn(f"{cache}: cached {what} has shape {t.shape}, expected {(n, n_classes)}; recomputing")
-    rank, world = _rank_world()
+    rank, world = rank_world()
     idx = list(range(rank, n, world))
     w = label_workers(len(idx)) if workers is None else workers
     t = np.zeros((n, n_classes), np.int64)
@@ -487,8 +483,7 @@ def label_table(dataset, n_classes=19, cache=None, progress=True, what='class pi
             t[idx[pos:pos + len(b)]] = b.numpy(); pos += len(b); bar.update(len(b))
     if world > 1:                                                         # rows are disjoint: a sum joins them
         import torch.distributed as dist
-        dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-        x = torch.from_numpy(t).to(dev); dist.all_reduce(x); t = x.cpu().numpy()
+        x = torch.from_numpy(t).to(comm_device()); dist.all_reduce(x); t = x.cpu().numpy()
     t = t.astype(dtype) if dtype != np.bool_ else t > 0
     if cache is not None and rank == 0:
         import io

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn.functional as F
-from .core import CDAError, Sidecar
+from .core import CDAError, Sidecar, rank_world, comm_device
 
 # %% auto #0
 __all__ = ['class_thresholds', 'cbst_thresholds', 'static_labels', 'proto_similarity', 'dynamic_labels', 'fill_ignored',
@@ -105,29 +105,20 @@ class TemporalEnsemble:
     def load_state_dict(self, d): self.momentum, self.store = d['momentum'], {int(i): t.clone() for i, t in d['store'].items()}
 
 # %% ../nbs/07_expansion.ipynb #e776d65a
-def _rank_world():
-    import torch.distributed as dist
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
-
-def _comm_device():
-    "Where collectives take their tensors: this rank's GPU under nccl, else the CPU."
-    import torch.distributed as dist
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-
 def _gather_cat(x):
     "Concatenation over ranks of 1-d tensors `x` of any length (padded to the longest for the all-gather), on the device of `x`."
     import torch.distributed as dist
-    dev, world = _comm_device(), dist.get_world_size()
+    dev, world = comm_device(), dist.get_world_size()
     n = torch.tensor([x.numel()], device=dev); ns = [torch.zeros_like(n) for _ in range(world)]; dist.all_gather(ns, n)
     ns = [int(v.item()) for v in ns]; m = max(ns)
     buf = torch.zeros(m, dtype=x.dtype, device=dev); buf[:x.numel()] = x.to(dev)
     out = [torch.empty_like(buf) for _ in range(world)]; dist.all_gather(out, buf)
     return torch.cat([o[:k] for o, k in zip(out, ns)]).to(x.device)        # where the caller had it (the model's device)
 
-def _share_labels(mine: dict, device) -> dict:
+def _share_labels(mine: dict) -> dict:
     "Every rank's labels {index: (H,W) uint8} on every rank: shapes gathered once, then each image broadcast by its owner."
     import torch.distributed as dist
-    world, dev = dist.get_world_size(), _comm_device()
+    world, dev = dist.get_world_size(), comm_device()
     metas = [None] * world
     dist.all_gather_object(metas, {i: tuple(l.shape) for i, l in mine.items()})
     out = {}
@@ -151,7 +142,7 @@ class StaticLabels:
         the same labels as one process labelling all, for 1/world of the work."""
         from torch.utils.data import DataLoader, Subset
         from cda_nb.core import progress as tqdm
-        rank, world = _rank_world()
+        rank, world = rank_world()
         if world > 1: dataset = Subset(dataset, range(rank, len(dataset), world))
         logits, conf, pred, index, sizes = [], [], [], [], []
         dl = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=torch.cuda.is_available())
@@ -173,7 +164,7 @@ class StaticLabels:
                 self.labels[index[k]] = static_labels(l[None].float(), self.thresholds, self.rule, size=sizes[k],
                                                       ignore=self.ignore)[0].to(torch.uint8).cpu()
                 k += 1
-        if world > 1: self.labels = _share_labels(self.labels, self.thresholds.device)
+        if world > 1: self.labels = _share_labels(self.labels)
         self.thresholds = self.thresholds.cpu()
         self.refreshed_at = step
         return self
@@ -182,10 +173,10 @@ class StaticLabels:
     def _n_classes(logits):
         "Classes of the logits (agreed by every rank: a rank with no image asks the others)."
         c = torch.tensor([logits[0].shape[1] if logits else 0])
-        _, world = _rank_world()
+        _, world = rank_world()
         if world > 1:
             import torch.distributed as dist
-            c = c.to(_comm_device()); dist.all_reduce(c, op=dist.ReduceOp.MAX)
+            c = c.to(comm_device()); dist.all_reduce(c, op=dist.ReduceOp.MAX)
         return int(c.item())
 
     def get(self, index, size):

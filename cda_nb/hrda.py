@@ -14,7 +14,7 @@ from .models import SegOutput, MODELS, build_model
 from .losses import seg_ce
 
 # %% auto #0
-__all__ = ['MultiResOutput', 'attention_head', 'random_box', 'slide_boxes', 'HRDA', 'forward', 'seg_loss']
+__all__ = ['MultiResOutput', 'attention_head', 'random_box', 'slide_boxes', 'HRDA', 'seg_loss']
 
 # %% ../nbs/03c_hrda.ipynb #621f919b
 @dataclass
@@ -104,7 +104,7 @@ def _fuse(self: HRDA, lr, att, hr_logits, cover, size, os):
     a = F.interpolate(att, g, mode="bilinear", align_corners=False) * cover
     return a * hr_logits + (1 - a) * up_lr, a
 
-def forward(self: HRDA, x, box=None):
+def _forward(self: HRDA, x, box=None):
     "Training (`self.training`): LR + one detail crop (`box`, or a random aligned one from `reseed`'s generator) -> `MultiResOutput`. Eval: LR + sliding HR windows -> fused `SegOutput`."
     B, _, H, W = x.shape
     x_lr = self.lr_input(x)
@@ -142,7 +142,7 @@ def _infer(self: HRDA, x, lr, att, os, unit):
     fused, _ = _fuse(self, lr, att, acc / cnt, torch.ones_like(cnt), (Hp, Wp), os)
     return SegOutput(feats=lr.feats, logits=fused[..., :-(-H // os), :-(-W // os)], levels=lr.levels)
 
-HRDA.forward = forward                 # defined after its helpers (the kit needs no fastcore at run time)
+HRDA.forward = _forward               # defined after its helpers (the kit needs no fastcore at run time)
 MODELS["hrda"] = HRDA
 
 # %% ../nbs/03c_hrda.ipynb #07205b05

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import CDAError
+from .core import CDAError, rank_world, comm_device
 from .data import IGNORE
 from .losses import _host_check_labels
 
@@ -111,7 +111,8 @@ class GaussianStats(nn.Module):
 
     @torch.no_grad()
     def merge(self, count, mean, cov):
-        "Merge the statistics of other pixels (`count` (C,), `mean`, `cov` as the buffers), class by class, as `update` does; returns self."
+        """Merge the statistics of other pixels (`count` (C,), `mean`, `cov` as the buffers), class by class, with the
+        parallel formula `update` uses (Chan, Golub & LeVeque's pairwise update of mean and (co)variance); returns self."""
         count, mean, cov = count.to(self.count), mean.to(self.mean), cov.to(self.cov)
         n, m = self.count, count; tot = n + m; safe = tot.clamp(min=1)
         d = self.mean - mean
@@ -120,6 +121,19 @@ class GaussianStats(nn.Module):
         self.cov.copy_(torch.where(w(m > 0), (w(n) * self.cov + w(m) * cov) / w(safe) + w(n * m) * outer / w(safe) ** 2, self.cov))
         self.mean.copy_(torch.where((m > 0)[:, None], (n[:, None] * self.mean + m[:, None] * mean) / safe[:, None], self.mean))
         self.count.copy_(tot)
+        return self
+
+    @torch.no_grad()
+    def merge_ranks(self):
+        "Under torch.distributed: every rank's statistics (of disjoint pixels) merged in rank order, the same on every rank; returns self."
+        _, world = rank_world()
+        if world == 1: return self
+        import torch.distributed as dist
+        dev, parts = comm_device(), []
+        for buf in (self.count, self.mean, self.cov):
+            x = buf.to(dev).contiguous(); out = [torch.empty_like(x) for _ in range(world)]; dist.all_gather(out, x); parts.append(out)
+        for b in (self.count, self.mean, self.cov): b.zero_()
+        for c, m, v in zip(*parts): self.merge(c, m, v)
         return self
 
 # %% ../nbs/05_prototypes.ipynb #858807dd
@@ -167,8 +181,8 @@ def _class_sums(reps, labels, n_classes):
     y = resize_labels(labels, reps.shape[-2:]).reshape(-1)
     f = F.normalize(reps.float(), dim=1).permute(0, 2, 3, 1).reshape(-1, reps.shape[1])
     ok = y != IGNORE
-    return (torch.zeros(n_classes, f.shape[1]).index_add_(0, y[ok].cpu(), f[ok].cpu()),
-            torch.bincount(y[ok].cpu(), minlength=n_classes))
+    return (torch.zeros(n_classes, f.shape[1], device=f.device).index_add_(0, y[ok], f[ok]),   # on the model's device
+            torch.bincount(y[ok], minlength=n_classes))
 
 @torch.no_grad()
 def class_centroids(rep_fn, batches, n_classes=19):
@@ -177,4 +191,4 @@ def class_centroids(rep_fn, batches, n_classes=19):
     for x, y in batches:
         s, n = _class_sums(rep_fn(x), y, n_classes)
         S, N = (s, n) if S is None else (S + s, N + n)
-    return S / N.clamp_min(1)[:, None], N > 0
+    return (S / N.clamp_min(1)[:, None]).cpu(), (N > 0).cpu()           # one copy to the host, after the last batch

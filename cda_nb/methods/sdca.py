@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ..core import CDAError, mix_seed
+from ..core import CDAError, mix_seed, rank_world
 from ..data import CLASSES19, IGNORE, JointTransform
 from ..expansion import StaticLabels, PseudoLabeled
 from ..losses import seg_ce, lovasz_softmax, sdca_bound_loss
@@ -58,11 +58,10 @@ def init_stats(model, ds, feat_stats, out_stats, n_images=0, batch_size=8, devic
     import contextlib
     from torch.utils.data import DataLoader, Subset
     from cda_nb.core import progress as _progress
-    import torch.distributed as dist
     n = len(ds) if not n_images else min(n_images, len(ds))
     idx = np.linspace(0, len(ds) - 1, n).round().astype(int).tolist() if n < len(ds) else list(range(len(ds)))
-    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-    if world > 1: idx = idx[dist.get_rank()::world]                  # each rank its share; merged below
+    rank, world = rank_world()
+    idx = idx[rank::world]                                            # several processes: each rank its share, merged below
     was = model.training; model.eval()
     dl = DataLoader(Subset(ds, idx), batch_size=batch_size, num_workers=num_workers, pin_memory=torch.device(device).type == "cuda",
                     generator=torch.Generator().manual_seed(0))   # its own generator: the run's random stream is untouched
@@ -72,18 +71,8 @@ def init_stats(model, ds, feat_stats, out_stats, n_images=0, batch_size=8, devic
         (qf, qo), yy = gather_levels([out.feats, out.logits], y)
         feat_stats.update(qf, yy); out_stats.update(qo, yy)
     model.train(was)
-    if world > 1:
-        for s in (feat_stats, out_stats): _merge_ranks(s)
+    feat_stats.merge_ranks(); out_stats.merge_ranks()                  # several processes: each computed its share
     return n
-
-def _merge_ranks(stats):
-    "Every rank's `GaussianStats` (of disjoint images) merged in rank order, the same on every rank."
-    import torch.distributed as dist
-    parts = []
-    for buf in (stats.count, stats.mean, stats.cov):
-        out = [torch.empty_like(buf) for _ in range(dist.get_world_size())]; dist.all_gather(out, buf.contiguous()); parts.append(out)
-    for b in (stats.count, stats.mean, stats.cov): b.zero_()
-    for c, m, v in zip(*parts): stats.merge(c, m, v)
 
 # %% ../../nbs/methods/sdca.ipynb #739d9c80
 def sampled_lovasz(logits, label, max_pixels=0, generator=None, ignore=IGNORE):
