@@ -13,7 +13,8 @@ import torch
 __all__ = ['CDAError', 'check_choice', 'seed_everything', 'mix_seed', 'rng_state', 'set_rng_state', 'get_device', 'amp_dtype_for',
            'named_oserror', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save',
            'Sidecar', 'append_jsonl', 'read_jsonl', 'load_torch_file', 'cache_dir', 'run_dir', 'peak_rss_mb',
-           'peak_gpu_mb', 'progress_mode', 'LineProgress', 'progress', 'rank_world', 'comm_device']
+           'peak_gpu_mb', 'progress_mode', 'LineProgress', 'progress', 'rank_world', 'comm_device', 'host_forms',
+           'accelerator_forms', 'masked_rows_mean']
 
 # %% ../nbs/00_core.ipynb #a002fcdc
 class CDAError(ValueError):
@@ -279,3 +280,22 @@ def comm_device() -> torch.device:
     "Where collectives take their tensors: this rank's GPU under nccl, else the CPU (gloo)."
     import torch.distributed as dist
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+# %% ../nbs/00_core.ipynb #df7f5375
+import contextlib
+_ACCEL_FORMS = [False]
+
+def host_forms(t) -> bool:
+    "Whether `t` may take a selection whose size depends on the data: on the CPU (no device to wait for), unless within `accelerator_forms()`."
+    return t.device.type == "cpu" and not _ACCEL_FORMS[0]
+
+@contextlib.contextmanager
+def accelerator_forms():
+    "Within: CPU tensors take the sync-free forms an accelerator takes (for tests of both forms, and for `DeviceCheck`'s counts)."
+    old, _ACCEL_FORMS[0] = _ACCEL_FORMS[0], True
+    try: yield
+    finally: _ACCEL_FORMS[0] = old
+
+def masked_rows_mean(v, mask):
+    "Mean of `v` (N,) over the rows where `mask` (N,) holds, 0 with none, as a sum of weighted rows: no size depends on `mask`."
+    return torch.where(mask, v, torch.zeros((), dtype=v.dtype, device=v.device)).sum() / mask.sum().clamp_min(1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections, traceback
 import torch
 from torch.overrides import TorchFunctionMode
+from .core import accelerator_forms
 
 # %% auto #0
 __all__ = ['SYNC_CALLS', 'DeviceCheck']
@@ -43,8 +44,9 @@ def _tag(ts, where):
 # %% ../nbs/00b_devcheck.ipynb #5a8f7192
 class DeviceCheck(TorchFunctionMode):
     "Within `with DeviceCheck() as dc:` ops mixing host-born and run-device tensors land in `dc.problems`; `dc.syncs[step]` counts syncs."
-    def __init__(self, *tensors):
+    def __init__(self, *tensors, accelerator: bool = True):
         super().__init__()
+        self.forms = accelerator_forms() if accelerator else None     # the code paths a CUDA run takes (core: host_forms)
         self.problems, self.syncs, self.device, self.trainer = [], collections.defaultdict(collections.Counter), None, None
         self.sites = collections.defaultdict(collections.Counter)     # step -> "file:line kind" -> count
         self.mark(*tensors)
@@ -104,6 +106,15 @@ class DeviceCheck(TorchFunctionMode):
             if "dev" in tags: _tag(outs, "dev")
             elif "host" in tags: _tag(outs, "host")
         return out
+
+    def __enter__(self):
+        if self.forms is not None: self.forms.__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        try: return super().__exit__(*exc)
+        finally:
+            if self.forms is not None: self.forms.__exit__(*exc)
 
     def step_syncs(self, step) -> int:
         "Synchronisations counted while the watched trainer was at `step`."

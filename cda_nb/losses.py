@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn.functional as F
-from .core import CDAError
+from .core import CDAError, check_choice, host_forms, masked_rows_mean
 
 # %% auto #0
 __all__ = ['seg_ce', 'entropy_loss', 'proto_contrast', 'fcl_loss', 'bcl_loss', 'supcon_loss', 'sdca_bound_loss', 'lovasz_softmax']
@@ -48,14 +48,20 @@ def proto_contrast(feats, labels, protos, present=None, tau=0.1, ignore=255, red
     "InfoNCE of `feats` (N,D) with labels (N,) over `protos` (C,D) (cosine / `tau`), absent prototypes masked; scalar."
     C = protos.shape[0]
     if present is None: present = torch.ones(C, dtype=torch.bool, device=protos.device)
+    check_choice("reduction", reduction, ("mean", "sum"))
     _host_check_labels(labels, C, ignore)
     valid = labels != ignore
     valid &= present[labels.clamp(0, C - 1)]
-    if valid.sum() == 0: return _zero(feats, protos)
-    f, y = F.normalize(feats[valid], dim=1), labels[valid]
+    host = host_forms(feats)
+    if host:                                                          # the labelled rows only (core: host_forms)
+        if valid.sum() == 0: return _zero(feats, protos)
+        f, y = F.normalize(feats[valid], dim=1), labels[valid]
+    else: f, y = F.normalize(feats, dim=1), labels.clamp(0, C - 1)   # every row, the others weighted 0: no host sync
     logits = f @ F.normalize(protos, dim=1).T / tau                   # (n, C)
     logits = logits.masked_fill(~present[None], float('-inf'))       # absent prototypes leave the denominator
-    return F.cross_entropy(logits, y, reduction=reduction)
+    if host: return F.cross_entropy(logits, y, reduction=reduction)
+    ce = F.cross_entropy(logits.masked_fill(~valid[:, None], 0.), y, reduction='none')   # left-out rows kept finite
+    return masked_rows_mean(ce, valid) if reduction == 'mean' else torch.where(valid, ce, 0.).sum()
 
 # %% ../nbs/04_losses.ipynb #4095101e
 def fcl_loss(tgt_feats, tgt_labels, src_protos, src_present=None, tau=0.1, ignore=255, reduction='mean'):
@@ -103,16 +109,20 @@ def sdca_bound_loss(feats, labels, means, covs, present=None, tau=1.0, ignore=25
     if present is None: present = torch.ones(C, dtype=torch.bool, device=means.device)
     _host_check_labels(labels, C, ignore)
     valid = (labels != ignore) & present[labels.clamp(0, C - 1)]
-    if valid.sum() == 0: return _zero(feats)
+    host = host_forms(feats)
+    if host and valid.sum() == 0: return _zero(feats)
     dt = torch.promote_types(feats.dtype, torch.float32)                         # float64 statistics meet float32 features
-    q, y, means, covs = feats[valid].to(dt), labels[valid], means.to(dt), covs.to(dt)
+    q, y = (feats[valid], labels[valid]) if host else (feats, labels.clamp(0, C - 1))   # accelerator: every row (core: host_forms)
+    q, means, covs = q.to(dt), means.to(dt), covs.to(dt)
     if normalize: q, means = F.normalize(q, dim=1), F.normalize(means, dim=1)
     if covs.dim() == 2: quad = (q[:, None, :] ** 2 * covs[None]).sum(-1)           # diagonal: (n, C)
     else: quad = torch.einsum('nd,cde,ne->nc', q, covs, q)                        # full: (n, C)
     a = q @ means.T / tau + quad / (2 * tau ** 2)
     a = a.masked_fill(~present[None], float('-inf'))
+    if not host: a = a.masked_fill(~valid[:, None], 0.)                          # left-out rows kept finite
     ce = F.cross_entropy(a, y, reduction='none')
-    return (ce + quad.gather(1, y[:, None])[:, 0] / (2 * tau ** 2)).mean()
+    per = ce + quad.gather(1, y[:, None])[:, 0] / (2 * tau ** 2)
+    return per.mean() if host else masked_rows_mean(per, valid)
 
 # %% ../nbs/04_losses.ipynb #524a882f
 def _lovasz_grad(gt_sorted):
@@ -131,6 +141,7 @@ def lovasz_softmax(logits, label, ignore=255, classes='present'):
     C = logits.shape[1]
     probs = logits.softmax(1).permute(0, 2, 3, 1).reshape(-1, C)
     y = label.reshape(-1); keep = y != ignore
+    if not host_forms(probs): return _lovasz_all_classes(probs, y, keep, classes)
     probs, y = probs[keep], y[keep]
     if y.numel() == 0: return _zero(logits)
     losses = []
@@ -143,3 +154,17 @@ def lovasz_softmax(logits, label, ignore=255, classes='present'):
         losses.append(torch.dot(err_sorted, _lovasz_grad(fg[perm])))
     if not losses: return _zero(logits)
     return torch.stack(losses).mean()
+
+def _lovasz_all_classes(probs, y, keep, classes='present'):
+    "The accelerator form (core: host_forms): every class in one sort of (C,N), ignored pixels with error 0, absent classes weighted 0."
+    C = probs.shape[1]
+    fg = ((y[None] == torch.arange(C, device=y.device)[:, None]) & keep[None]).to(probs.dtype)      # (C,N)
+    err = (fg - probs.T).abs() * keep[None]                    # an ignored pixel: error 0, sorted last, adds 0
+    err_sorted, perm = err.sort(1, descending=True)
+    g = fg.gather(1, perm)
+    gts = g.sum(1, keepdim=True)
+    jac = 1 - (gts - g.cumsum(1)) / (gts + (1 - g).cumsum(1))
+    jac = torch.cat([jac[:, :1], jac[:, 1:] - jac[:, :-1]], 1)  # _lovasz_grad, row by row
+    per = (err_sorted * jac).sum(1)
+    use = (gts[:, 0] > 0) if classes == 'present' else torch.ones(C, dtype=torch.bool, device=y.device)
+    return masked_rows_mean(per, use)

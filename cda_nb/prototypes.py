@@ -7,13 +7,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import CDAError, rank_world, comm_device
+from .core import CDAError, rank_world, comm_device, host_forms
 from .data import IGNORE
 from .losses import _host_check_labels
 
 # %% auto #0
-__all__ = ['resize_labels', 'resize_weights', 'masked_mean', 'gather_pixels', 'ProtoBank', 'GaussianStats', 'ClassQueue',
-           'projection_head', 'project', 'class_centroids']
+__all__ = ['resize_labels', 'resize_weights', 'masked_mean', 'sample_where', 'sample_labelled', 'gather_pixels', 'ProtoBank',
+           'GaussianStats', 'ClassQueue', 'projection_head', 'project', 'class_centroids']
 
 # %% ../nbs/05_prototypes.ipynb #d364c01b
 def resize_labels(labels, size):
@@ -44,12 +44,25 @@ def masked_mean(feats, labels, n_classes, ignore=255, weights=None):
     return protos * present[:, None], present
 
 # %% ../nbs/05_prototypes.ipynb #915c0be6
+def sample_where(mask, k: int, generator=None):
+    "Indices of min(`k`, N) entries of `mask` (N,): a uniform sample, in random order, of those where it holds, then others where fewer hold; a fixed size, so no host sync."
+    r = torch.rand(mask.numel(), generator=generator).to(mask.device, non_blocking=True)
+    return r.masked_fill(~mask, 2.0).topk(min(k, mask.numel()), largest=False).indices
+
+def sample_labelled(y, k: int, ignore=255, generator=None):
+    "`sample_where` of the labelled entries of `y` (N,)."
+    return sample_where(y != ignore, k, generator)
+
 def gather_pixels(feats, labels, ignore=255, max_pixels=None, generator=None, weights=None):
     "Non-ignored pixels of `feats` (B,D,h,w) and `labels` (B,H,W): (N,D), (N,) [and weights (N,) if given]."
     D = feats.shape[1]
     y = resize_labels(labels, feats.shape[-2:]).reshape(-1)
     f = feats.permute(0, 2, 3, 1).reshape(-1, D)
     w = None if weights is None else resize_weights(weights, feats.shape[-2:]).reshape(-1)
+    if not host_forms(f):                                             # accelerator: no size depends on the labels
+        if max_pixels is None or max_pixels >= y.numel(): out = (f, y) if w is None else (f, y, w)
+        else: keep = sample_labelled(y, max_pixels, ignore, generator); out = (f[keep], y[keep]) if w is None else (f[keep], y[keep], w[keep])
+        return out
     keep = (y != ignore).nonzero()[:, 0]
     if max_pixels is not None and keep.numel() > max_pixels:
         sel = torch.randperm(keep.numel(), generator=generator)[:max_pixels].to(keep.device)
@@ -90,6 +103,17 @@ class GaussianStats(nn.Module):
         self.register_buffer('mean', torch.zeros(n_classes, dim, dtype=dtype))
         self.register_buffer('cov', torch.zeros((n_classes, dim) if diagonal else (n_classes, dim, dim), dtype=dtype))
 
+    @torch.no_grad()
+    def _batch_moments(self, feats, labels, ignore):
+        "Count (C,), mean (C,D), variance (C,D) of each class's pixels in one pass (index_add): no size depends on the labels."
+        C = self.n_classes
+        y = torch.where(labels == ignore, C, labels)                   # ignored pixels go to a spare class C, dropped below
+        cnt = torch.zeros(C + 1, dtype=feats.dtype, device=feats.device).index_add_(0, y, torch.ones_like(y, dtype=feats.dtype))
+        mu = torch.zeros(C + 1, feats.shape[1], dtype=feats.dtype, device=feats.device).index_add_(0, y, feats) / cnt.clamp(min=1)[:, None]
+        xc = feats - mu[y]
+        var = torch.zeros_like(mu).index_add_(0, y, xc * xc) / cnt.clamp(min=1)[:, None]
+        return cnt[:C], mu[:C], var[:C]
+
     @property
     def present(self): return self.count > 0
 
@@ -97,6 +121,7 @@ class GaussianStats(nn.Module):
     def update(self, feats, labels, ignore=255):
         "Merge pixels `feats` (N,D) with `labels` (N,) into the statistics; returns self."
         feats, labels = feats.detach().to(self.mean), labels.to(self.mean.device)
+        if self.diagonal and not host_forms(feats): return self.merge(*self._batch_moments(feats, labels, ignore))   # accelerator
         for c in labels[labels != ignore].unique().tolist():
             if not 0 <= c < self.n_classes: raise CDAError(f"label {c} outside [0, {self.n_classes})")
             x = feats[labels == c]; m = x.shape[0]

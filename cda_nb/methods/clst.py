@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from ..core import CDAError, atomic_torch_save
+from ..core import CDAError, atomic_torch_save, host_forms
 from ..data import IGNORE, CLASSES19, PALETTE19, JointTransform
 from ..losses import seg_ce, proto_contrast
 from ..prototypes import masked_mean, resize_labels, ProtoBank, projection_head, project, class_centroids
@@ -89,9 +89,27 @@ class EnsembleStore:
         flat[:, now.cpu()] = self.encode(new).cpu()
         self.maps[int(index)] = flat.view(C, gh, gw)
 
+    @torch.no_grad()
+    def update_all(self, index: int, size, cells, probs):
+        """`update`'s accelerator form (core: `host_forms`): pixels `probs` (C,N) in `cells` (N,), -1 allowed (a spare
+        cell, dropped); every visited cell rewritten at once and the map kept on the device, so no size depends on the
+        data and nothing goes to the host."""
+        C, (gh, gw) = probs.shape[0], grid_shape(size, self.stride)
+        G = gh * gw
+        c = torch.where(cells >= 0, cells, G)
+        sums = torch.zeros(C, G + 1, device=probs.device).index_add_(1, c, probs.float())[:, :G]
+        cnt = torch.bincount(c, minlength=G + 1)[:G]
+        cur = sums / cnt.clamp_min(1)
+        old = self.maps.get(int(index))
+        flat = torch.zeros(C, G, dtype=STORE_DTYPES[self.dtype], device=probs.device) if old is None else old.view(C, G).to(probs.device)
+        seen = flat.float().sum(0) > 0
+        new = torch.where(seen, self.momentum * self.decode(flat) + (1 - self.momentum) * cur, cur)
+        self.maps[int(index)] = torch.where(cnt > 0, self.encode(new), flat).view(C, gh, gw)   # cells not visited: unchanged
+
     def lookup(self, index: int, cells):
         "Ensembled probabilities (C,*cells.shape) at grid `cells` (any shape, -1 allowed) of image `index`."
         m = self.maps[int(index)]
+        if not host_forms(cells): return self.decode(m.view(m.shape[0], -1).to(cells.device)[:, cells.clamp_min(0)])
         return self.decode(m.view(m.shape[0], -1)[:, cells.clamp_min(0).cpu()]).to(cells.device)
 
     @torch.no_grad()
@@ -100,6 +118,9 @@ class EnsembleStore:
         ys, cs = [], []
         for i, s, c, p in zip(torch.as_tensor(index).tolist(), torch.as_tensor(size).tolist(), cells, probs):
             ok = c >= 0
+            if not host_forms(c):                                      # accelerator: no guard, no selection
+                self.update_all(i, s, c.reshape(-1), p.reshape(p.shape[0], -1)); conf, y = self.lookup(i, c).max(0)
+                ys.append(torch.where(ok, y, torch.full_like(y, IGNORE))); cs.append(conf * ok); continue
             if ok.any(): self.update(i, s, c[ok], p[:, ok])
             conf, y = (self.lookup(i, c) if ok.any() else torch.zeros_like(p)).max(0)
             ys.append(torch.where(ok, y, torch.full_like(y, IGNORE))); cs.append(conf * ok)
@@ -109,7 +130,7 @@ class EnsembleStore:
         "Labels (H,W) of image `index` at full resolution (nearest cell), ignore where never visited."
         H, W = int(size[0]), int(size[1])
         if int(index) not in self.maps: return torch.full((H, W), IGNORE, dtype=torch.long)
-        p = self.decode(self.maps[int(index)])
+        p = self.decode(self.maps[int(index)].cpu())
         p = p.repeat_interleave(self.stride, 1).repeat_interleave(self.stride, 2)[:, :H, :W]
         return torch.where(p.sum(0) > 0, p.argmax(0), torch.full((H, W), IGNORE, dtype=torch.long))
 
@@ -122,7 +143,7 @@ class EnsembleStore:
     def __len__(self): return len(self.maps)
     def state_dict(self):
         return {"momentum": self.momentum, "stride": self.stride, "dtype": self.dtype, "n_classes": self.n_classes,
-                "maps": {i: t.clone() for i, t in self.maps.items()}}
+                "maps": {i: t.cpu().clone() for i, t in self.maps.items()}}    # on the host, wherever the maps live
     def load_state_dict(self, d):
         if (d["stride"], d["dtype"], d["n_classes"]) != (self.stride, self.dtype, self.n_classes):
             raise CDAError(f"ensemble store of the checkpoint has stride/dtype/classes {(d['stride'], d['dtype'], d['n_classes'])}, "
@@ -135,6 +156,9 @@ def class_mean_contrast(proj, labels, protos, present, tau: float = 0.1, ignore:
     C = protos.shape[0]
     means, here = masked_mean(proj, labels, C, ignore=ignore)           # m_c, with gradient
     keep = here & present.to(here.device)
+    if not host_forms(means):                                           # every class, the others ignored: no host sync
+        cls = torch.arange(C, device=means.device)
+        return proto_contrast(means, cls.masked_fill(~keep, ignore), protos, present, tau=tau, ignore=ignore)
     cls = keep.nonzero()[:, 0]
     return proto_contrast(means[cls], cls, protos, present, tau=tau)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 import torch.nn.functional as F
-from ..core import mix_seed, CDAError
+from ..core import mix_seed, CDAError, host_forms
 from ..data import IGNORE
-from ..prototypes import resize_labels
+from ..prototypes import resize_labels, sample_where
 from ..trainers import register
 from .dacs import DACS, THING_CLASSES
 from ..hrda import HRDA, MultiResOutput, attention_head
@@ -38,6 +38,7 @@ def cluda_contrast(z, y, w=None, tau: float = 1.0, pairs: str = "separate", max_
                    max_keys: int = 4096, g: torch.Generator = None, things=THING_CLASSES, hr=None) -> torch.Tensor:
     "Weighted eq. 2 over the pixels of `z` (B,D,h,w, L2-normalised) labelled `y` (B,h,w), anchor weights `w` (B,h,w) or None; `hr`: (z, y, w) of extra anchors (eq. 7)."
     if pairs not in PAIRS: raise CDAError(f"pairs={pairs!r}: must be one of {', '.join(PAIRS)}")
+    if not host_forms(z): return _contrast_fixed(z, y, w, tau, pairs, max_anchors, max_keys, g, things, hr)
     zf, yf, wf, thing, valid = _pixels(z, y, w, pairs, things)
     idx = valid.nonzero()[:, 0]
     if len(idx) < 2: return z.sum() * 0
@@ -46,9 +47,33 @@ def cluda_contrast(z, y, w=None, tau: float = 1.0, pairs: str = "separate", max_
     allowed = (thing[a][:, None] == thing[idx][None]) if pairs == "separate" else None
     is_self = torch.zeros(na, len(idx), dtype=torch.bool, device=zf.device); is_self[:, :na] = torch.eye(na, dtype=torch.bool)
     l, has = pixel_infonce(zf[a], yf[a], zf[idx], yf[idx], tau, allowed, is_self)
-    if hr is not None: return _with_hr_anchors(hr, (wf[a] * l)[has].sum(), has.sum(), zf[idx], yf[idx], thing[idx], z, tau, pairs, max_anchors, g, things)
-    if not has.any(): return z.sum() * 0
-    return (wf[a] * l)[has].sum() / has.sum()
+    host = host_forms(z)
+    if hr is not None: return _with_hr_anchors(hr, _anchor_sum(wf[a] * l, has, host), has.sum(), zf[idx], yf[idx], thing[idx], z, tau, pairs, max_anchors, g, things)
+    if host and not has.any(): return z.sum() * 0
+    return _anchor_sum(wf[a] * l, has, host) / has.sum().clamp_min(1)
+
+def _contrast_fixed(z, y, w, tau, pairs, max_anchors, max_keys, g, things, hr):
+    """`cluda_contrast`'s accelerator form (core: `host_forms`): a fixed number of keys (`sample_where`: the pixels that
+    take part first, in random order), the others masked out of every pair; no size depends on the labels."""
+    zf, yf, wf, thing, valid = _pixels(z, y, w, pairs, things)
+    idx = sample_where(valid, max_keys, g); a = idx[:max_anchors]; na = len(a)
+    allowed = valid[a][:, None] & valid[idx][None]
+    if pairs == "separate": allowed = allowed & (thing[a][:, None] == thing[idx][None])
+    is_self = torch.zeros(na, len(idx), dtype=torch.bool, device=zf.device); is_self[:, :na] = torch.eye(na, dtype=torch.bool, device=zf.device)
+    l, has = pixel_infonce(zf[a], yf[a], zf[idx], yf[idx], tau, allowed, is_self)
+    num, den = _anchor_sum(wf[a] * l, has, False), has.sum()
+    if hr is not None:                                                  # eq. 7: HR anchors against the same keys
+        zh, yh, wh, th, vh = _pixels(*hr, pairs, things)
+        b = sample_where(vh, max_anchors, g)
+        allowed = vh[b][:, None] & valid[idx][None]
+        if pairs == "separate": allowed = allowed & (th[b][:, None] == thing[idx][None])
+        l, has = pixel_infonce(zh[b], yh[b], zf[idx], yf[idx], tau, allowed)
+        num, den = num + _anchor_sum(wh[b] * l, has, False), den + has.sum()
+    return num / den.clamp_min(1)
+
+def _anchor_sum(v, has, host):
+    "Sum of `v` over the anchors with a positive: a selection on the CPU, a masked sum on an accelerator (no host sync; core: host_forms)."
+    return v[has].sum() if host else torch.where(has, v, torch.zeros((), dtype=v.dtype, device=v.device)).sum()
 
 def _pixels(z, y, w, pairs, things):
     "Flattened features (N,D), labels, anchor weights (1 without `w`), thing mask and the pixels that take part (not ignore; stuff only for `\"stuff\"`)."
@@ -65,9 +90,9 @@ def _with_hr_anchors(hr, num, den, zk, yk, thing_k, z, tau, pairs, max_anchors, 
     if len(a):
         allowed = (thing[a][:, None] == thing_k[None]) if pairs == "separate" else None
         l, has = pixel_infonce(zf[a], yf[a], zk, yk, tau, allowed)
-        num, den = num + (wf[a] * l)[has].sum(), den + has.sum()
-    if den == 0: return z.sum() * 0
-    return num / den
+        num, den = num + _anchor_sum(wf[a] * l, has, host_forms(z)), den + has.sum()
+    if host_forms(z) and den == 0: return z.sum() * 0
+    return num / den.clamp_min(1)
 
 # %% ../../nbs/methods/cluda.ipynb #6d04335d
 class LevelFusion(nn.Module):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ..core import mix_seed, cache_dir, CDAError
+from ..core import mix_seed, cache_dir, CDAError, host_forms, masked_rows_mean
 from ..data import IGNORE, CLASSES19, class_pixel_counts
 from ..losses import seg_ce
 from ..models import batch_stats
@@ -22,6 +22,7 @@ __all__ = ['THING_CLASSES', 'classmix_masks', 'mix', 'ema_update', 'rcs_probs', 
 # %% ../../nbs/methods/dacs.ipynb #92178447
 def classmix_masks(src_labels, g: torch.Generator) -> torch.Tensor:
     "(B,H,W) bool masks: pixels of half of each source image's classes (ClassMix); ignore pixels never pasted."
+    if not host_forms(src_labels): return _classmix_fixed(src_labels, g)
     out = []
     for y in src_labels:
         cls = torch.unique(y); cls = cls[cls != IGNORE]
@@ -29,6 +30,16 @@ def classmix_masks(src_labels, g: torch.Generator) -> torch.Tensor:
         chosen = cls[torch.randperm(len(cls), generator=g)[:k].to(cls.device)]
         out.append(torch.isin(y, chosen))
     return torch.stack(out)
+
+def _classmix_fixed(src_labels, g):
+    "`classmix_masks`'s accelerator form (core: `host_forms`): classes drawn for all images at once by random ranks among each image's present ones; no host sync."
+    B, y = src_labels.shape[0], src_labels.reshape(src_labels.shape[0], -1).long()
+    present = torch.zeros(B, 256, dtype=torch.bool, device=y.device).scatter_(1, y, True)
+    present[:, IGNORE] = False
+    r = torch.rand(B, 256, generator=g).to(y.device, non_blocking=True).masked_fill(~present, 2.0)
+    rank = r.argsort(1).argsort(1)                                      # present classes first, in random order
+    chosen = rank < ((present.sum(1) + 1) // 2)[:, None]
+    return chosen.gather(1, y).view_as(src_labels)
 
 def mix(mask, a, b):
     "Where `mask` (B,H,W), take `a`, else `b`; `a`, `b` are (B,C,H,W) or (B,H,W)."
@@ -95,7 +106,8 @@ def feature_distance(feats, ref_feats, labels, classes=THING_CLASSES, min_ratio:
     "Mean L2 distance between (B,D,h,w) `feats` and `ref_feats` over cells of `classes` (`labels` at image size); 0 with none."
     y = downscale_labels(labels, feats.shape[-2:], min_ratio)
     m = torch.isin(y, torch.tensor(classes, device=y.device))
-    if not m.any(): return feats.sum() * 0
+    if not host_forms(feats): return masked_rows_mean((feats.float() - ref_feats.float()).norm(dim=1).reshape(-1), m.reshape(-1))
+    if not m.any(): return feats.sum() * 0                                # CPU: the thing cells only (core: host_forms)
     d = (feats.float() - ref_feats.float()).norm(dim=1)
     return d[m].mean()
 

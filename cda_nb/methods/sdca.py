@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ..core import CDAError, mix_seed, rank_world
+from ..core import CDAError, mix_seed, rank_world, host_forms
 from ..data import CLASSES19, IGNORE, JointTransform
 from ..expansion import StaticLabels, PseudoLabeled
 from ..losses import seg_ce, lovasz_softmax, sdca_bound_loss
-from ..prototypes import GaussianStats, gather_pixels, resize_labels
+from ..prototypes import GaussianStats, gather_pixels, resize_labels, sample_labelled
 from ..trainers import Method, register, source_dataset, tail_stage
 from ..metrics import pool_density_accuracy
 
@@ -78,9 +78,11 @@ def init_stats(model, ds, feat_stats, out_stats, n_images=0, batch_size=8, devic
 def sampled_lovasz(logits, label, max_pixels=0, generator=None, ignore=IGNORE):
     "Lovász-softmax of `logits` (B,C,h,w) upsampled to `label` (B,H,W) over a uniform sample of `max_pixels` labelled pixels (0: all)."
     if not max_pixels: return lovasz_softmax(logits, label, ignore)
-    keep = (label.reshape(-1) != ignore).nonzero()[:, 0]
-    if keep.numel() <= max_pixels: return lovasz_softmax(logits, label, ignore)
-    keep = keep[torch.randperm(keep.numel(), generator=generator)[:max_pixels].to(keep.device)]
+    if host_forms(logits):
+        keep = (label.reshape(-1) != ignore).nonzero()[:, 0]
+        if keep.numel() <= max_pixels: return lovasz_softmax(logits, label, ignore)
+        keep = keep[torch.randperm(keep.numel(), generator=generator)[:max_pixels].to(keep.device)]
+    else: keep = sample_labelled(label.reshape(-1), max_pixels, ignore, generator)   # a fixed size: no host sync (core: host_forms)
     if logits.shape[-2:] != label.shape[-2:]:
         logits = F.interpolate(logits, size=label.shape[-2:], mode="bilinear", align_corners=False)
     z = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])[keep]                   # (n, C)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from ..core import CDAError, mix_seed, atomic_torch_save
+from ..core import CDAError, mix_seed, atomic_torch_save, host_forms, masked_rows_mean
 from ..data import IGNORE, CLASSES19
 from ..models import SegOutput, batch_stats
 from ..losses import seg_ce
@@ -87,6 +87,7 @@ def pair_contrast(anchors, labels, keys, key_labels, tau: float = 0.07, key_weig
     per_pair = torch.logaddexp(sim, lse_neg) - sim
     npos = pos.sum(1)
     has = npos > 0
+    if not host_forms(sim): return masked_rows_mean((per_pair * pos).sum(1) / npos.clamp_min(1), has)   # no host sync
     if not has.any(): return anchors.sum() * 0.0
     return ((per_pair * pos).sum(1)[has] / npos[has]).mean()
 
@@ -130,7 +131,8 @@ class WindowPrototypes(nn.Module):
 
     def protos(self):
         "(protos (C,D) float32, present (C,)) from the last complete window, or from the current one before the first is complete."
-        s, m = (self.prev_sums, self.prev_mass) if self.prev_mass.sum() > 0 else (self.cur_sums, self.cur_mass)
+        use_prev = self.prev_mass.sum() > 0                                # chosen on the device: no host sync
+        s, m = torch.where(use_prev, self.prev_sums, self.cur_sums), torch.where(use_prev, self.prev_mass, self.cur_mass)
         return (s / m.clamp_min(1e-12)[:, None]).float(), m > 0
 
 # %% ../../nbs/methods/ucda.ipynb #1b319084
