@@ -175,6 +175,7 @@ class ClassQueue(nn.Module):
     def push(self, feats, labels, ignore=255):
         "Append pixels `feats` (N,D) to the queues of their `labels` (N,); returns self."
         feats, labels = feats.detach().to(self.feats), labels.to(self.feats.device)
+        if not host_forms(feats): return self._push_all(feats, labels, ignore)
         for c in labels[labels != ignore].unique().tolist():
             if not 0 <= c < self.n_classes: raise CDAError(f"label {c} outside [0, {self.n_classes})")
             x = feats[labels == c][-self.size:]; k = x.shape[0]
@@ -182,6 +183,25 @@ class ClassQueue(nn.Module):
             self.feats[c, slots] = x
             self.ptr[c] = (self.ptr[c] + k) % self.size
             self.filled[c] = min(self.size, int(self.filled[c]) + k)
+        return self
+
+    @torch.no_grad()
+    def _push_all(self, feats, labels, ignore):
+        """`push`'s accelerator form (core: `host_forms`): every class at once. Each pixel's rank among its class's in
+        arrival order gives its slot; the last `size` of a class are kept, the rest and `ignore` go to a spare row."""
+        C, K, D, N = self.n_classes, self.size, self.dim, labels.numel()
+        y = torch.where(labels == ignore, C, labels).long()
+        ys, order = torch.sort(y, stable=True)
+        count = torch.bincount(y, minlength=C + 1)
+        kept = count.clamp(max=K)
+        j = torch.arange(N, device=y.device) - (count.cumsum(0) - count)[ys] - (count - kept)[ys]   # < 0: pushed out at once
+        ok = (ys < C) & (j >= 0)
+        ptr = torch.cat([self.ptr, self.ptr.new_zeros(1)])
+        dest = torch.where(ok, ys * K + (ptr[ys] + j.clamp_min(0)) % K, C * K)
+        new = feats.new_zeros(C * K + 1, D).index_copy_(0, dest, feats[order])
+        hit = torch.zeros(C * K + 1, dtype=torch.bool, device=y.device).index_fill_(0, dest, True)
+        self.feats.copy_(torch.where(hit[:-1, None], new[:-1], self.feats.view(C * K, D)).view(C, K, D))
+        self.ptr.copy_((self.ptr + kept[:C]) % K); self.filled.copy_((self.filled + kept[:C]).clamp(max=K))
         return self
 
     def get(self, c=None):

@@ -21,8 +21,8 @@ from ..prototypes import projection_head, project, class_centroids
 
 # %% auto #0
 __all__ = ['EXPAND_RULES', 'HARD_CLASSES', 'multiscale_probs', 'batch_thresholds', 'adaptive_labels', 'sample_per_class',
-           'pair_contrast', 'sample_memory', 'WindowPrototypes', 'expand_labels', 'UCDA', 'label_summary',
-           'hard_class_table', 'umap_figure']
+           'per_class_slots', 'pair_contrast', 'sample_memory', 'WindowPrototypes', 'expand_labels', 'UCDA',
+           'label_summary', 'hard_class_table', 'umap_figure']
 
 # %% ../../nbs/methods/ucda.ipynb #bf4160c8
 @torch.no_grad()
@@ -44,12 +44,14 @@ def batch_thresholds(conf, pred, n_classes, p=0.1, cap=0.9):
     "`expansion.class_thresholds` in one sort: per class the confidence at the top-`p` portion of its pixels, capped; conf, pred (N,) -> (C,)."
     n = torch.bincount(pred, minlength=n_classes)
     k = (p * n.double()).floor().long().clamp_min(1)                  # the k-th most confident pixel of each class
-    capped = torch.bincount(pred[conf >= cap], minlength=n_classes) >= k   # k pixels at or above the cap: tau_c is the cap
+    host = host_forms(conf)                                           # accelerator: no selection, every class sorted
+    at_cap = torch.bincount(pred[conf >= cap], minlength=n_classes) if host else torch.bincount(pred, (conf >= cap).double(), minlength=n_classes)
+    capped = at_cap >= k                                              # k pixels at or above the cap: tau_c is the cap
     done = capped | (n == 0)
     out = torch.full((n_classes,), float(cap), device=conf.device)
-    if bool(done.all()): return out
+    if host and bool(done.all()): return out
     sel = ~done[pred]                                                 # sort only the classes still open
-    c_, p_ = conf[sel], pred[sel]
+    c_, p_ = (conf[sel], pred[sel]) if host else (conf, pred)
     v = (p_.double() * 2 + c_.double()).sort().values                 # classes apart, confidence ascending within a class
     end = torch.bincount(p_, minlength=n_classes).cumsum(0)
     at = (end - k).clamp(0, len(v) - 1)
@@ -76,6 +78,18 @@ def sample_per_class(labels, k: int, generator=None, ignore: int = IGNORE):
     rank = torch.arange(y_sorted.numel(), device=y.device) - first
     return perm[rank < k]
 
+def per_class_slots(labels, k: int, n_classes: int, generator=None, ignore: int = IGNORE):
+    """`sample_per_class`'s accelerator form (core: `host_forms`): `k` slots per class, (C*k,) indices into `labels` and
+    (C*k,) whether a slot holds a pixel (a class with fewer than `k` pixels leaves slots empty); a fixed size."""
+    N = labels.numel()
+    y = torch.where(labels == ignore, n_classes, labels).long()
+    r = torch.rand(N, generator=generator).to(y.device, non_blocking=True)
+    order = (y.double() * 2 + r.double()).argsort()                   # by class, in random order within one
+    count = torch.bincount(y, minlength=n_classes + 1)[:n_classes]
+    j = torch.arange(k, device=y.device)
+    pos = ((count.cumsum(0) - count)[:, None] + j[None]).clamp_max(max(N - 1, 0))
+    return order[pos].reshape(-1), (j[None] < count[:, None]).reshape(-1)
+
 def pair_contrast(anchors, labels, keys, key_labels, tau: float = 0.07, key_weights=None):
     "Eq. 1 per positive pair, -log e^{v.v+/t} / (e^{v.v+/t} + sum_{v-} w e^{v.v-/t}), mean over an anchor's positives, then anchors; scalar."
     if anchors.shape[0] == 0 or keys.shape[0] == 0: return anchors.sum() * 0.0
@@ -83,7 +97,9 @@ def pair_contrast(anchors, labels, keys, key_labels, tau: float = 0.07, key_weig
     sim = a @ k.T / tau                                                   # (N, M)
     pos = labels[:, None] == key_labels[None]
     neg = sim if key_weights is None else sim + key_weights.to(sim).log()[None]   # w: how many memory entries a sampled key stands for
-    lse_neg = neg.masked_fill(pos, -1e9).logsumexp(1, keepdim=True)     # finite fill: no nan when no negative
+    fill = pos if key_weights is None else pos | (key_weights <= 0)[None]          # a key of weight 0 (an empty slot) takes no part
+    if key_weights is not None: pos = pos & (key_weights > 0)[None]
+    lse_neg = neg.masked_fill(fill, -1e9).logsumexp(1, keepdim=True)    # finite fill: no nan when no negative
     per_pair = torch.logaddexp(sim, lse_neg) - sim
     npos = pos.sum(1)
     has = npos > 0
@@ -93,6 +109,7 @@ def pair_contrast(anchors, labels, keys, key_labels, tau: float = 0.07, key_weig
 
 def sample_memory(queue, k: int, generator=None):
     "Keys (M,D), labels (M,) and weights (M,) from a `ClassQueue`: all entries (k = 0, weights 1) or k random ones per class, each weighted by filled/k."
+    if not host_forms(queue.feats): return _memory_slots(queue, k, generator)
     if not k: f, y = queue.get(); return f, y, torch.ones(len(y), device=f.device)
     C, K = queue.feats.shape[:2]; filled = queue.filled.cpu()
     r = torch.rand(C, K, generator=generator).masked_fill(torch.arange(K)[None] >= filled[:, None], 2.0)
@@ -102,6 +119,19 @@ def sample_memory(queue, k: int, generator=None):
     n = ok.sum(1).clamp_min(1)
     dev = queue.feats.device
     return queue.feats[cls.to(dev), idx[ok].to(dev)], cls.to(dev), (filled / n)[cls].float().to(dev)
+
+def _memory_slots(queue, k: int, generator=None):
+    "`sample_memory`'s accelerator form: every class's `k` draws (all `K` slots for k = 0) with weight 0 where a slot is empty; a fixed size, no host sync."
+    C, K, D = queue.feats.shape; dev = queue.feats.device
+    empty = torch.arange(K, device=dev)[None] >= queue.filled[:, None]
+    if not k: idx, ok, w = torch.arange(K, device=dev).expand(C, K), ~empty, torch.ones(C, 1, device=dev)
+    else:
+        r = torch.rand(C, K, generator=generator).to(dev, non_blocking=True).masked_fill(empty, 2.0)
+        idx = r.topk(min(k, K), dim=1, largest=False).indices
+        ok = torch.gather(r, 1, idx) < 2.0
+        w = (queue.filled / ok.sum(1).clamp_min(1)).float()[:, None]
+    cls = torch.arange(C, device=dev)[:, None].expand_as(idx)
+    return queue.feats[cls, idx].reshape(-1, D), cls.reshape(-1), torch.where(ok, w, 0.).reshape(-1)
 
 # %% ../../nbs/methods/ucda.ipynb #0d2d0d6b
 class WindowPrototypes(nn.Module):
@@ -120,6 +150,9 @@ class WindowPrototypes(nn.Module):
         w = resize_weights(weights, feats.shape[-2:]).reshape(-1).double()
         f = F.normalize(feats.double(), dim=1).permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
         ok = y != IGNORE
+        if not host_forms(f):                                           # accelerator: ignored pixels add 0 to class 0, no selection
+            y, w = torch.where(ok, y, 0), torch.where(ok, w, 0.)
+            self.cur_sums.index_add_(0, y, f * w[:, None]); self.cur_mass.index_add_(0, y, w); return
         self.cur_sums.index_add_(0, y[ok], f[ok] * w[ok, None]); self.cur_mass.index_add_(0, y[ok], w[ok])
 
     @torch.no_grad()
@@ -139,7 +172,8 @@ class WindowPrototypes(nn.Module):
 @torch.no_grad()
 def expand_labels(labels, feats, protos, present, thr, rule="weight", tau=0.07, sim=0.9):
     "Label expansion (Fig. 6): ignored pixels of `labels` (B,H,W) get the class of their closest prototype (C,D) from features (B,D,h,w)."
-    if not present.any(): return labels
+    host = host_forms(labels)
+    if host and not present.any(): return labels
     if rule == "weight":                       # softmax over prototype similarities; kept where it exceeds tau_c
         w = (proto_similarity(feats, protos, present) / tau).softmax(1)
         conf, lab = w.max(1)
@@ -148,7 +182,7 @@ def expand_labels(labels, feats, protos, present, thr, rule="weight", tau=0.07, 
     elif rule == "distance":                   # nearest prototype within a maximal distance (cosine >= sim)
         lab = dynamic_labels(feats, protos, present, threshold=sim, size=labels.shape[-2:])
     else: raise CDAError(f"expand_rule={rule!r}: choose 'weight' or 'distance'")
-    return fill_ignored(labels, lab)
+    return fill_ignored(labels, lab) if host else torch.where(present.any(), fill_ignored(labels, lab), labels)   # accelerator: decided on the device
 
 # %% ../../nbs/methods/ucda.ipynb #6ed47da6
 EXPAND_RULES = ("weight", "distance")
@@ -212,6 +246,9 @@ class UCDA(Method):
         "Anchor projections (N,P) and labels (N,): at most `anchors` pixels per class (sec. 5.4)."
         y = resize_labels(labels, z.shape[-2:]).reshape(-1)
         f = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        if not host_forms(y):                                       # accelerator: k slots per class, empty ones ignored
+            idx, ok = per_class_slots(y, self.hp["anchors"], len(CLASSES19), g)
+            return f[idx], torch.where(ok, y[idx], IGNORE)
         idx = sample_per_class(y, self.hp["anchors"], g)
         return f[idx], y[idx]
 
@@ -236,9 +273,11 @@ class UCDA(Method):
         mem = {k: sample_memory(q, h["mem_keys"], g) for k, q in self.mem.items()}        # (keys, labels, weights)
         one = lambda p: torch.ones(len(p), device=p.device)
         cat = lambda *ks: tuple(torch.cat(x) for x in zip(*ks))
-        tgt_keys = cat((p_t[pres_t], cls[pres_t], one(cls[pres_t])), mem["tgt_proto"])
+        if host_forms(p_s): protos_t, protos_s = (p_t[pres_t], cls[pres_t], one(cls[pres_t])), (p_s[pres_s], cls[pres_s], one(cls[pres_s]))
+        else: protos_t, protos_s = (p_t, cls, pres_t.float()), (p_s, cls, pres_s.float())   # accelerator: absent classes weigh 0
+        tgt_keys = cat(protos_t, mem["tgt_proto"])
         if h["in_domain"]:                                                                 # eq. 5
-            src_keys = cat((p_s[pres_s], cls[pres_s], one(cls[pres_s])), mem["src_pix"], mem["src_proto"])
+            src_keys = cat(protos_s, mem["src_pix"], mem["src_proto"])
             terms["ctr_in_src"] = h["alpha"] * pair_contrast(a_s, l_s, *src_keys[:2], tau=h["tau"], key_weights=src_keys[2])
             terms["ctr_in_tgt"] = h["alpha"] * pair_contrast(a_t, l_t, *tgt_keys[:2], tau=h["tau"], key_weights=tgt_keys[2])
         if h["cross_domain"]:                                                              # eq. 6
@@ -250,8 +289,12 @@ class UCDA(Method):
         if self._push is not None:                                                         # momentum memories (sec. 5.4)
             a_s, l_s, p_s, pres_s, p_t, pres_t = self._push
             cls = torch.arange(len(CLASSES19), device=p_s.device)
-            self.mem["src_pix"].push(a_s, l_s); self.mem["src_proto"].push(p_s[pres_s], cls[pres_s])
-            self.mem["tgt_proto"].push(p_t[pres_t], cls[pres_t])
+            if not host_forms(p_s):                                                         # accelerator: absent ones ignored
+                self.mem["src_pix"].push(a_s, l_s); self.mem["src_proto"].push(p_s, cls.masked_fill(~pres_s, IGNORE))
+                self.mem["tgt_proto"].push(p_t, cls.masked_fill(~pres_t, IGNORE))
+            else:
+                self.mem["src_pix"].push(a_s, l_s); self.mem["src_proto"].push(p_s[pres_s], cls[pres_s])
+                self.mem["tgt_proto"].push(p_t[pres_t], cls[pres_t])
             self._push = None
         self.pl_protos.end_step(step)
         if (step + 1) % self.hp["teacher_every"] == 0: self.teacher.load_state_dict(self.trainer.model.state_dict())   # sec. 5

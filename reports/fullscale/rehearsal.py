@@ -401,6 +401,8 @@ def rehearse(cfg_path, args, data, work, env, log):
         common = [f"data_root={data}", f"iters={iters}", f"ckpt_every={ce}", "log_every=1", "eval_every=0",
                   f"init_iters={args.init_iters}", "figures=false", "progress=false"]
         common += pretrained_overrides(y, args.random_bn == "train") if args.model == "config" else []
+        if args.max_batch and int(y.get("batch_size", 1)) > args.max_batch:   # host RAM, not the GPU: recorded in the entry
+            common.append(f"batch_size={args.max_batch}"); rec["batch_override"] = {"config": int(y["batch_size"]), "run": args.max_batch}
         common += [f"method_params.{k}={v}" for k, v in iv.items()]
         rec.update(dataset=y["dataset"], method=y["method"], interval_overrides=iv)
         cli_out = cwork/"cli"
@@ -537,7 +539,9 @@ def table(doc) -> str:
         if r.get("not_run"):
             rows.append(f"| {r['name']} | – | not run | – | – | – | – | – | – | – | – | – | – | – | – | – | – | – |"); continue
         dw = r.get("data_wait_share")
-        rows.append("| " + " | ".join([r["name"], str(r.get("model") or "–"), "yes" if r["completed"] else "**FAILED**",
+        bo = r.get("batch_override")
+        mcell = str(r.get("model") or "–") + (f" (batch {bo['run']} of {bo['config']})" if bo else "")
+        rows.append("| " + " | ".join([r["name"], mcell, "yes" if r["completed"] else "**FAILED**",
                     "yes" if r["resumed"] else "**no**", _s(r.get("sec_per_iter")), "–" if dw is None else f"{100 * dw:.1f} %",
                     _s(r.get("peak_rss_mb"), 0), _mb(r.get("checkpoint_bytes")), _mb(r.get("checkpoint_bytes_full_est")),
                     _s(r.get("refresh_seconds")), _s(r.get("eval_seconds")), str(r.get("syncs_per_step", "–")), pms,
@@ -612,6 +616,8 @@ def main(argv=None):
     p.add_argument("--merge", action="store_true", help="keep the entries of configs not run now from an existing rehearsal.json of the same model")
     p.add_argument("--timeout", type=int, default=None, help="seconds per launch (default 900 small, 7200 config)")
     p.add_argument("--keep", action="store_true", help="keep the run folders")
+    p.add_argument("--max-batch", type=int, default=None,
+                   help="cap batch_size (per domain) where a config's batch does not fit the host's RAM with its network on a CPU; recorded per entry")
     args = p.parse_args(argv)
     args.timeout = args.timeout or (900 if args.model == "small" else 7200)
     if args.iters < 2: p.error("--iters must be >= 2 (a checkpoint before the end, then the resume)")
