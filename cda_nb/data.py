@@ -573,12 +573,13 @@ def photometric(x, g: torch.Generator, contrast=0.2, brightness=0.1, blur=0.0, b
     "Photometric jitter of a batch (B,3,H,W) in [0,1], every draw from `g` (on the CPU); returns a new tensor."
     B, dev = x.shape[0], x.device
     u = lambda *s: torch.rand(*s, generator=g)
-    c = (1 + contrast * (2 * u(B, 3) - 1)).view(B, 3, 1, 1).to(dev, x.dtype)
-    b = (brightness * (2 * u(B, 3) - 1)).view(B, 3, 1, 1).to(dev, x.dtype)
+    up = lambda t: t.to(dev, x.dtype, non_blocking=True)            # host draws to the device without waiting for it
+    c = up((1 + contrast * (2 * u(B, 3) - 1)).view(B, 3, 1, 1))
+    b = up((brightness * (2 * u(B, 3) - 1)).view(B, 3, 1, 1))
     y = x * c + b
     if blur > 0:
         do, s = u(B) < blur, 0.1 + (blur_sigma - 0.1) * u(B)
         y = torch.stack([_gauss_blur(y[i], float(s[i])) if do[i] else y[i] for i in range(B)])
     if noise > 0:
-        y = y + (noise * u(B)).view(B, 1, 1, 1).to(dev, x.dtype) * torch.randn(x.shape, generator=g).to(dev, x.dtype)
+        y = y + up((noise * u(B)).view(B, 1, 1, 1)) * up(torch.randn(x.shape, generator=g))
     return y.clamp(0, 1)

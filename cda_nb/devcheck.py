@@ -66,6 +66,16 @@ class DeviceCheck(TorchFunctionMode):
         if isinstance(d, torch.Tensor): return _where(d) == "dev"
         return d is not None and d is self.device
 
+    def _blocking_upload(self, func, ins, args, kwargs) -> bool:
+        "A copy from host memory to a device that waits for it: `.to(device)` of a host-born tensor without `non_blocking=True`, or `torch.tensor(data, device=...)` (on CUDA: a stream synchronisation)."
+        if func in (torch.tensor, torch.as_tensor):
+            d = kwargs.get("device")
+            return d is not None and torch.device(d).type != "meta" and not (ins and _where(ins[0]) == "dev")
+        if func not in (torch.Tensor.to, torch.Tensor.cuda) or not ins or _where(ins[0]) != "host": return False
+        moves = func is torch.Tensor.cuda or "device" in kwargs or any(isinstance(a, (torch.device, str)) or
+                (isinstance(a, torch.Tensor) and a is not ins[0]) for a in args[1:])
+        return moves and not kwargs.get("non_blocking", False)
+
     @staticmethod
     def _in_host_check() -> bool:
         "Inside a `_host_check*` function: a validation that runs on CPU tensors only, so on CUDA it costs no sync."
@@ -90,6 +100,9 @@ class DeviceCheck(TorchFunctionMode):
                 step = getattr(self.trainer, "step", None)
                 self.syncs[step][SYNC_CALLS[func]] += 1
                 self.sites[step][f"{self._caller()} {SYNC_CALLS[func]}"] += 1
+        if self._blocking_upload(func, ins, args, kwargs):
+            step = getattr(self.trainer, "step", None)
+            self.syncs[step]["upload"] += 1; self.sites[step][f"{self._caller()} upload"] += 1
         checked = ins[:1] + [t for t in ins[1:] if t.is_floating_point()] if func in _INDEXING else ins
         if any(_where(t) == "dev" for t in checked) and any(_where(t) == "host" and t.dim() > 0 for t in checked):
             self._record(func, checked)

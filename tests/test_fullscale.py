@@ -22,6 +22,18 @@ def test_every_tensor_follows_the_device(method, tiny_root, tmp_path):
     assert dc.problems == [], "\n".join(sorted(set(dc.problems)))
 
 
+@pytest.mark.parametrize("method", sorted(m for m in METHODS if not m.startswith("_")))
+def test_at_most_four_syncs_per_step(method, tiny_root, tmp_path):
+    """A non-logging step of every method makes at most 4 host-device synchronisations on the accelerator's code path
+    (DeviceCheck takes it on a CPU: core.host_forms). sdca with diagonal statistics, as its paper configs: a full
+    covariance keeps its per-class loop (its one-pass form would cost a DxD product per pixel and class)."""
+    kw = dict(TINY, iters=20, data_root=str(tiny_root), out_dir=str(tmp_path))   # step 3: no refresh, teacher copy or analysis
+    if method == "sdca": kw["method_params"] = {"diagonal": True}
+    with DeviceCheck() as dc:
+        t = dc.watch(Trainer(method=method, **kw)); t.fit(stop_at=4)
+    assert dc.step_syncs(3) <= 4, "\n".join(f"{v} {k}" for k, v in sorted(dc.sites[3].items()))
+
+
 def test_static_labels_beside_the_checkpoint(tiny_root, tmp_path):
     "self_training's labels live in a sidecar written once per refresh; the checkpoint refers to it; resume reads it back."
     from cda_nb.checkpoints import checkpoint_bytes

@@ -79,7 +79,7 @@ def _pixels(z, y, w, pairs, things):
     "Flattened features (N,D), labels, anchor weights (1 without `w`), thing mask and the pixels that take part (not ignore; stuff only for `\"stuff\"`)."
     zf, yf = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]), y.reshape(-1)
     wf = torch.ones_like(yf, dtype=zf.dtype) if w is None else w.reshape(-1).to(zf.dtype)
-    thing = torch.isin(yf, torch.tensor(things, device=yf.device))
+    thing = torch.isin(yf, torch.tensor(things).to(yf.device, non_blocking=True))   # no wait for the device
     return zf, yf, wf, thing, (yf != IGNORE) & (~thing if pairs == "stuff" else torch.ones_like(thing))
 
 def _with_hr_anchors(hr, num, den, zk, yk, thing_k, z, tau, pairs, max_anchors, g, things):

@@ -105,7 +105,7 @@ def downscale_labels(labels, size, min_ratio: float = 0.75, n_classes: int = 19)
 def feature_distance(feats, ref_feats, labels, classes=THING_CLASSES, min_ratio: float = 0.75):
     "Mean L2 distance between (B,D,h,w) `feats` and `ref_feats` over cells of `classes` (`labels` at image size); 0 with none."
     y = downscale_labels(labels, feats.shape[-2:], min_ratio)
-    m = torch.isin(y, torch.tensor(classes, device=y.device))
+    m = torch.isin(y, torch.tensor(classes).to(y.device, non_blocking=True))      # no wait for the device
     if not host_forms(feats): return masked_rows_mean((feats.float() - ref_feats.float()).norm(dim=1).reshape(-1), m.reshape(-1))
     if not m.any(): return feats.sum() * 0                                # CPU: the thing cells only (core: host_forms)
     d = (feats.float() - ref_feats.float()).norm(dim=1)
