@@ -221,8 +221,9 @@ class SDCA(Method):
         mt = target_mask(out_t.logits, h["delta"], h["delta_on"])                    # eq. 5
         self._mask_share = (mt != IGNORE).float().mean().detach()             # read on logging steps only
         mp = h["max_pixels"]
-        if mp and len(ys) > mp:
-            keep = torch.randperm(len(ys), generator=g)[:mp].to(ys.device); fs, os_, ys = fs[keep], os_[keep], ys[keep]
+        if mp and len(ys) > mp:                                                      # accelerator: labelled first, fixed size
+            keep = torch.randperm(len(ys), generator=g)[:mp].to(ys.device) if host_forms(ys) else sample_labelled(ys, mp, IGNORE, g)
+            fs, os_, ys = fs[keep], os_[keep], ys[keep]
         (ft, ot), yt = gather_levels([out_t.feats, out_t.logits], mt, mp, g)
         bound = lambda q, y, st: sdca_term(q, y, st, h["tau"], h["form"])
         if h["lambda_feat"]: terms["sdca_feat"] = h["lambda_feat"] * (bound(fs, ys, self.feat_stats) + bound(ft, yt, self.feat_stats))  # eq. 15

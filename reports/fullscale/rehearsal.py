@@ -341,7 +341,7 @@ def sdca_source_pass(cfg):
     del model; gc.collect()
     return dt
 
-def syncs_and_loader(cfg_path, overrides, cli_out, work, syncs=True, n_items=5):
+def syncs_and_loader(cfg_path, overrides, cli_out, work, syncs=True, n_items=5, loader=True):
     "In-process: syncs of one non-logging step (DeviceCheck), setup time, sdca's source pass, the loader's costs."
     import torch
     from cda_nb.cli import load_run_config
@@ -371,7 +371,8 @@ def syncs_and_loader(cfg_path, overrides, cli_out, work, syncs=True, n_items=5):
     out["syncs_detail"] = dict(dc.syncs[1])
     out["syncs_step0"] = dc.step_syncs(0)
     out["devcheck_problems"] = sorted(set(dc.problems))[:5]
-    out["loader"] = loader_costs(cfg, trainer=t, n_items=n_items)
+    out["syncs_sites"] = {k.replace(str(ROOT) + "/", ""): v for k, v in sorted(dc.sites[1].items())}
+    if loader: out["loader"] = loader_costs(cfg, trainer=t, n_items=n_items)
     del t, dc; gc.collect()
     shutil.rmtree(sdir, ignore_errors=True)
     return out
@@ -616,6 +617,8 @@ def main(argv=None):
     p.add_argument("--merge", action="store_true", help="keep the entries of configs not run now from an existing rehearsal.json of the same model")
     p.add_argument("--timeout", type=int, default=None, help="seconds per launch (default 900 small, 7200 config)")
     p.add_argument("--keep", action="store_true", help="keep the run folders")
+    p.add_argument("--recount-syncs", action="store_true",
+                   help="only count the syncs of one step again (current code) into the entries of an existing rehearsal.json")
     p.add_argument("--max-batch", type=int, default=None,
                    help="cap batch_size (per domain) where a config's batch does not fit the host's RAM with its network on a CPU; recorded per entry")
     args = p.parse_args(argv)
@@ -643,6 +646,7 @@ def main(argv=None):
         log(f"data: wrote {args.n_src} GTA5 + {args.n_src} SYNTHIA + {args.n_train}/{args.n_val} Cityscapes images at the true sizes "
             f"in {time.perf_counter() - ts:.1f} s")
     configs = find_configs(args.configs)
+    if args.recount_syncs: return recount_syncs(args, configs, data, work, out, argv, log)
     doc = {"command": rel_command(argv, data, work, out), "model": args.model, "when": time.strftime("%Y-%m-%d"),
            "torch_threads": __import__("torch").get_num_threads(), "cpus": os.cpu_count(),
            "data": sizes, "iters": args.iters, "ckpt_every": args.ckpt_every or max(1, args.iters // 2), "init_iters": args.init_iters,
@@ -674,6 +678,33 @@ def main(argv=None):
     if not args.data: shutil.rmtree(data, ignore_errors=True)
     shutil.rmtree(tmp, ignore_errors=True)
     log(f"done in {doc['elapsed_min']} min: {out/'rehearsal.json'}")
+    return doc
+
+def recount_syncs(args, configs, data, work, out, argv, log):
+    """Only the syncs of one step, counted again at the configs' sizes with the current code, into the entries of an
+    existing rehearsal.json (the other figures are kept; `syncs_recounted` says when and with what command)."""
+    import yaml
+    from cda_nb.cli import read_yaml_config
+    doc = json.loads((out/"rehearsal.json").read_text())
+    if doc.get("model") != args.model: sys.exit(f"{out/'rehearsal.json'} holds --model {doc.get('model')}, not {args.model}")
+    by = {r["name"]: r for r in doc["runs"]}
+    for c in configs:
+        name = cname(c); rec = by.get(name)
+        if rec is None or rec.get("not_run"): continue
+        cwork = work/name.replace("/", "__"); shutil.rmtree(cwork, ignore_errors=True); cwork.mkdir(parents=True)
+        y = read_yaml_config(c); run_cfg = c
+        if args.model == "small":
+            y = {**y, "model": "small", "model_kwargs": {}}; run_cfg = cwork/"config.yaml"; run_cfg.write_text(yaml.safe_dump(y, sort_keys=False))
+        ov = [o.replace("$DATA", str(data)) for o in rec["overrides"]] + [f"out_dir={cwork/'cli'}"]
+        try:
+            s = syncs_and_loader(run_cfg, ov, cwork/"cli", cwork, syncs=True, loader=False)
+            before = rec.get("syncs_per_step")
+            s.pop("setup_seconds", None); rec.update(s)                 # setup time stays the full run's figure; rec.pop("syncs_error", None)
+            rec["syncs_recounted"] = {"when": time.strftime("%Y-%m-%d"), "command": rel_command(argv, data, work, out), "before": before}
+            log(f"{name}: syncs/step {before} -> {rec['syncs_per_step']}")
+        except Exception as e: rec["syncs_error"] = f"{type(e).__name__}: {e}"; log(f"{name}: ERROR {e}")
+        shutil.rmtree(cwork, ignore_errors=True)
+        write_report(doc, out)
     return doc
 
 def _merged(doc, old, names_now):
