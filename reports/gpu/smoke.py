@@ -85,6 +85,10 @@ def one(name, args):
     rec.update(finish_seconds=round(time.perf_counter() - t, 2), eval_seconds=m.get("eval_seconds"), miou=m["miou"],
                peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
                checkpoint_bytes=checkpoint_bytes(tr.dir), peak_rss_mb=m.get("peak_rss_mb"))
+    if m.get("eval_seconds") is not None:                          # whole-data-set network passes, extrapolated from the evaluation
+        per = m["eval_seconds"] / args.n_val                        # seconds per full-size image (2048x1024, the config's eval path)
+        rec.update(eval_seconds_per_image=round(per, 3), full_pass_seconds={"evaluation_500": round(per * 500, 1),
+                   "refresh_2975_estimate": round(per * 2975, 1)})  # a refresh is one such forward per target image (plus its thresholds)
     return rec
 
 def write_md(doc, md: Path):
@@ -93,7 +97,8 @@ def write_md(doc, md: Path):
     rows = [f"`{doc['command']}` on {doc['gpu']} (capability {doc['capability']}), torch {doc['torch']}, {doc['when']}; "
             f"{doc['iters']} iterations per config, random weights, synthetic data at the true sizes; {doc['elapsed_s']:.0f} s in all.", "",
             "| config | model | amp | s/iter (timed steps) | s/iter without hooks | target s/iter | peak GiB train | peak GiB with eval | "
-            "target GiB | checkpoint MiB | syncs in one step | top sync sites | eval s | error |", "|---" * 14 + "|"]
+            "target GiB | checkpoint MiB | syncs in one step | top sync sites | eval s | full: eval 500 min | full: refresh 2,975 min (est.) | error |",
+            "|---" * 16 + "|"]
     for r in doc["runs"]:
         ts, tg = TARGETS.get(r["config"], (None, None))
         f = lambda v, nd=3: "–" if v is None else f"{v:.{nd}f}"
@@ -102,7 +107,10 @@ def write_md(doc, md: Path):
         rows.append("| " + " | ".join([r["config"], str(r.get("model", "–")), str(r.get("amp_dtype", "–")).replace("torch.", ""),
                     f(r.get("sec_per_iter")), f(r.get("sec_per_iter_ex_hooks")), f(ts, 2) if ts else "–", f(r.get("peak_train_gib"), 1),
                     f(r.get("peak_gib"), 1), str(tg or "–"), f((r.get("checkpoint_bytes") or 0) / 2**20, 1) if r.get("checkpoint_bytes") else "–",
-                    str(r.get("syncs_one_step", "–")), top, f(r.get("eval_seconds"), 1), err.replace("|", "/")]) + " |")
+                    str(r.get("syncs_one_step", "–")), top, f(r.get("eval_seconds"), 1),
+                    f((r.get("full_pass_seconds") or {}).get("evaluation_500", 0) / 60, 1) if r.get("full_pass_seconds") else "–",
+                    f((r.get("full_pass_seconds") or {}).get("refresh_2975_estimate", 0) / 60, 1) if r.get("full_pass_seconds") else "–",
+                    err.replace("|", "/")]) + " |")
     block = b + "\n" + "\n".join(rows) + "\n" + e
     text = md.read_text() if md.is_file() else "# GPU measurements\n"
     text = text[:text.index(b)] + block + text[text.index(e) + len(e):] if b in text and e in text else text.rstrip() + "\n\n## Smoke run\n\n" + block + "\n"
