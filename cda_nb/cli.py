@@ -53,20 +53,37 @@ def parse_overrides(items) -> dict:
 
 # %% ../nbs/12_cli.ipynb #4cdb6ab8
 def _merge(base: dict, over: dict) -> dict:
+    "`over` on `base`: mappings merged key by key, unless `over`'s says `_replace_: true` (then it replaces); anything else replaced."
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        if isinstance(v, dict) and v.get("_replace_") is True: out[k] = {a: b for a, b in v.items() if a != "_replace_"}
+        else: out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
-def read_yaml_config(path) -> dict:
-    "A YAML config file as a dict (empty file: {})."
-    p = Path(path)
-    if not p.is_file(): raise CDAError(f"config file not found: {p}")
+def _read_one(p: Path) -> dict:
+    "One YAML file as a mapping (empty file: {})."
     try: d = yaml.load(p.read_text(), Loader=_Loader)
     except yaml.YAMLError as e: raise CDAError(f"{p}: not valid YAML: {e}") from e
     if d is None: return {}
     if not isinstance(d, dict): raise CDAError(f"{p}: a config file must be a mapping of parameters, got {type(d).__name__}")
     return d
+
+def read_yaml_config(path, _chain=()) -> dict:
+    "A YAML config file as a dict, its `base:` files (a path or a list, relative to the file; bases first, in order) merged under it."
+    p = Path(path)
+    if not p.is_file():
+        raise CDAError(f"config file not found: {p}" + (f" (named in `base:` of {_chain[-1]})" if _chain else ""))
+    if p.resolve() in [q.resolve() for q in _chain]:
+        raise CDAError(f"{p}: `base:` files form a cycle: {' -> '.join(map(str, [*_chain, p]))}")
+    d = _read_one(p)
+    base = d.pop("base", None)
+    if base is None: return _merge({}, d)                             # `_replace_` markers dropped
+    bases = [base] if isinstance(base, str) else base
+    if not (isinstance(bases, list) and bases and all(isinstance(b, str) for b in bases)):
+        raise CDAError(f"{p}: `base:` must be a path or a list of paths relative to the file, got {base!r}")
+    out = {}
+    for b in bases: out = _merge(out, read_yaml_config(p.parent/b, (*_chain, p)))
+    return _merge(out, d)
 
 def load_run_config(path=None, overrides=()):
     "A checked `TrainConfig` from an optional YAML file plus `key=value` overrides."

@@ -36,24 +36,51 @@ def test_unknown_key_exits_2_without_traceback(tmp_path):
     assert r.returncode == 2 and "has no parameter" in r.stderr
     assert not any(tmp_path.iterdir())                      # nothing was written
 
-@pytest.mark.parametrize("path", sorted((ROOT/"configs").rglob("*.yaml")), ids=lambda p: str(p.relative_to(ROOT/"configs")))
+SHIPPED = sorted(p for p in (ROOT/"configs").rglob("*.yaml") if "_base" not in p.parts)   # _base/: fragments, not runs
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT/"configs")))
 def test_shipped_configs_are_valid(path):
     from cda_nb.cli import load_run_config
     cfg = load_run_config(path)
     assert (path.stem == cfg.method or path.stem.startswith(cfg.method + "_")) and cfg.dataset == path.parent.name   # <method>[_<variant>].yaml
 
-@pytest.mark.parametrize("path", sorted((ROOT/"configs").rglob("*.yaml")), ids=lambda p: str(p.relative_to(ROOT/"configs")))
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT/"configs")))
 def test_shipped_configs_say_only_what_differs(path):
-    "A config sets only what differs from the dataset's and the method's defaults (`TrainConfig`, `DATASET_DEFAULTS`, `Method`)."
-    import dataclasses, math
+    """A config sets only what differs from what it builds on: its `base:` files, else the dataset's and the method's
+    defaults (`TrainConfig`, `DATASET_DEFAULTS`, `Method`)."""
+    import dataclasses
+    from cda_nb.cli import read_yaml_config, _merge
     from cda_nb.trainers import make_config, METHODS
-    d = yaml.safe_load(path.read_text()); m = METHODS[d["method"]]
-    dft = dataclasses.asdict(make_config(method=d["method"], dataset=d["dataset"]))
+    own = yaml.safe_load(path.read_text()); bases = own.pop("base", None)
+    bases = [] if bases is None else [bases] if isinstance(bases, str) else bases
+    inherited = {}
+    for b in bases: inherited = _merge(inherited, read_yaml_config(path.parent/b))
+    full = read_yaml_config(path); m = METHODS[full["method"]]
+    dft = dataclasses.asdict(make_config(method=full["method"], dataset=full["dataset"]))
     dft.update(init=m.default_init, source_sampling=m.source_sampling)
-    norm = lambda v: [float(x) for x in v] if isinstance(v, (list, tuple)) else float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
-    same = [k for k, v in d.items() if k not in ("method", "dataset", "method_params") and norm(v) == norm(dft[k])]
-    same += [f"method_params.{k}" for k, v in d.get("method_params", {}).items() if norm(v) == norm(m.defaults[k])]
-    assert not same, f"{path.name} repeats defaults: {same}"
+    parent = {**{k: v for k, v in dft.items() if k not in ("method", "dataset")}, **inherited,   # method, dataset: only if inherited
+              "method_params": {**m.defaults, **inherited.get("method_params", {})}}
+    norm = lambda v: [norm(x) for x in v] if isinstance(v, (list, tuple)) else float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+    same = [k for k, v in own.items() if k != "method_params" and not isinstance(v, dict) and norm(v) == norm(parent.get(k))]
+    same += [f"method_params.{k}" for k, v in own.get("method_params", {}).items() if norm(v) == norm(parent["method_params"].get(k))]
+    assert not same, f"{path.name} repeats what it builds on: {same}"
+
+def test_configs_resolve_to_the_recorded_values():
+    "Every shipped config, resolved through its `base:` files, gives the values the flat files of before gave (tests/data/resolved_configs.json)."
+    import dataclasses
+    from cda_nb.cli import load_run_config
+    want = json.loads((ROOT/"tests/data/resolved_configs.json").read_text())
+    got = {str(p.relative_to(ROOT/"configs")): json.loads(json.dumps(dataclasses.asdict(load_run_config(p)), default=str)) for p in SHIPPED}
+    assert got.keys() == want.keys()
+    diff = {k: {a: (want[k][a], got[k].get(a)) for a in want[k] if want[k][a] != got[k].get(a)} for k in want if got[k] != want[k]}
+    assert not diff, diff
+
+def test_synthia_configs_inherit_their_gta5_twins():
+    "Each synthia_cityscapes config builds on its gta5_cityscapes twin and says little more than the dataset."
+    for p in sorted((ROOT/"configs/synthia_cityscapes").glob("*.yaml")):
+        own = yaml.safe_load(p.read_text())
+        assert own["base"] == f"../gta5_cityscapes/{p.name}" and own["dataset"] == "synthia_cityscapes"
+        assert set(own) <= {"base", "dataset", "src_resize"}, (p.name, set(own))
 
 VOLATILE = {"train_seconds", "sec_per_iter", "peak_rss_mb", "peak_gpu_mb", "data_seconds", "hook_seconds", "data_wait_share", "eval_seconds"}
 
