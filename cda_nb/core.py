@@ -10,11 +10,11 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['CDAError', 'check_choice', 'seed_everything', 'mix_seed', 'rng_state', 'set_rng_state', 'get_device', 'amp_dtype_for',
-           'named_oserror', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save',
-           'Sidecar', 'append_jsonl', 'read_jsonl', 'load_torch_file', 'cache_dir', 'run_dir', 'peak_rss_mb',
-           'peak_gpu_mb', 'progress_mode', 'LineProgress', 'progress', 'rank_world', 'comm_device', 'host_forms',
-           'accelerator_forms', 'masked_rows_mean']
+__all__ = ['STREAMS', 'KNOWN_COLLISIONS', 'CDAError', 'check_choice', 'seed_everything', 'mix_seed', 'stream_seed', 'rng_state',
+           'set_rng_state', 'get_device', 'amp_dtype_for', 'named_oserror', 'atomic_write_bytes', 'atomic_write_text',
+           'atomic_write_json', 'atomic_torch_save', 'Sidecar', 'append_jsonl', 'read_jsonl', 'load_torch_file',
+           'cache_dir', 'run_dir', 'peak_rss_mb', 'peak_gpu_mb', 'progress_mode', 'LineProgress', 'progress',
+           'rank_world', 'comm_device', 'host_forms', 'accelerator_forms', 'masked_rows_mean']
 
 # %% ../nbs/00_core.ipynb #a002fcdc
 class CDAError(ValueError):
@@ -45,6 +45,21 @@ def mix_seed(*xs) -> int:
         h = (h ^ (int(x) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
         h ^= h >> 31
     return h & 0x7FFFFFFFFFFFFFFF
+
+# %% ../nbs/00_core.ipynb #63e1c403
+STREAMS = {                                   # name -> salt; every random stream of a run (values fixed: results depend on them)
+    "source": 1, "target": 2,                 # the order of source and target images (streams.Stream)
+    "augment_source": 11, "augment_target": 12, "augment_mixed": 13,   # the shared photometric policy, per batch
+    "classmix": 13,                           # dacs's ClassMix classes: collides with augment_mixed (see above)
+    "cluda": 17, "model": 19, "sdca": 21, "ucda": 31,   # methods' pixel sampling; the model's own draws (HRDA's detail crop)
+    "rare_class": 0xCB, "rcs": 0x5C5,         # class-balanced source sampling (data), DAFormer's rare-class sampling (dacs)
+}
+KNOWN_COLLISIONS = {frozenset({"augment_mixed", "classmix"})}
+
+def stream_seed(seed: int, name: str, *xs) -> int:
+    "The seed of random stream `name` (a key of `STREAMS`) of a run with `seed`, at positions `xs` (step, rank, item...)."
+    if name not in STREAMS: raise CDAError(f"unknown random stream {name!r}: add it to core.STREAMS (one of {sorted(STREAMS)})")
+    return mix_seed(seed, STREAMS[name], *xs)
 
 # %% ../nbs/00_core.ipynb #550b908c
 def rng_state() -> dict:

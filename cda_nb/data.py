@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from .core import CDAError, mix_seed
+from .core import CDAError, mix_seed, stream_seed
 
 # %% auto #0
 __all__ = ['IGNORE', 'Label', 'CS_LABELS', 'CLASSES19', 'PALETTE19', 'THING19', 'ID2TRAIN', 'TRAIN2ID', 'CS_KNOWN',
@@ -517,7 +517,7 @@ class ClassBalancedChoice:
         self.seed = seed
     def __len__(self): return len(self.presence)
     def _draw(self, pos):
-        g = torch.Generator().manual_seed(mix_seed(self.seed, 0xCB, pos))
+        g = torch.Generator().manual_seed(stream_seed(self.seed, "rare_class", pos))
         k = int(torch.multinomial(self.probs, 1, generator=g))
         m = self.members[k]
         return k, int(m[int(torch.randint(len(m), (1,), generator=g))])

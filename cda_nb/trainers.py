@@ -381,12 +381,15 @@ class Trainer:
         "The photometric policy's parameters ({} under the geometric-only policy)."
         return {**AUG_DEFAULTS, **self.cfg.aug_params} if self.cfg.aug == "photometric" else {}
 
-    def augment_images(self, x, salt: int):
-        "The shared photometric policy applied to a batch, seeded by (seed, salt, step, rank): the same for every method."
+    def generator(self, stream: str) -> torch.Generator:
+        "A CPU generator for random stream `stream` (a name of `core.STREAMS`) at this step and rank: what a method draws from."
+        return torch.Generator().manual_seed(stream_seed(self.cfg.seed, stream, self.step, self.rank))
+
+    def augment_images(self, x, stream: str):
+        "The shared photometric policy applied to a batch, drawn from random stream `stream` (`generator`): the same for every method."
         p = self.aug_params()
         if not p: return x
-        g = torch.Generator().manual_seed(mix_seed(self.cfg.seed, salt, self.step, self.rank))
-        return photometric(x, g, **p)
+        return photometric(x, self.generator(stream), **p)
 
     def augment(self, resize=None):
         "The training transform (random scale, crop, flip; optional resize first)."
@@ -438,7 +441,7 @@ def train(cfg=None, **params) -> dict:
 def _loaders(self: Trainer, start, stop):
     "Iterators over the source and target streams (the method's `target_stream`) for steps `start`..`stop`-1."
     cfg, m, out = self.cfg, self.method, {}
-    for key, salt, use in (("src", 1, m.uses_source), ("tgt", 2, m.uses_target)):
+    for key, salt, use in (("src", STREAMS["source"], m.uses_source), ("tgt", STREAMS["target"], m.uses_target)):
         if not use: continue
         ds, chooser = (self.data["source"], self.source_chooser) if key == "src" else (m.target_stream(self), None)
         out[key] = iter(stream_loader(Stream(ds, cfg.seed, salt, chooser), cfg.batch_size, start, stop,
@@ -457,7 +460,7 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
         t0 = time.perf_counter()
         lr = poly_lr(cfg.lr, *m.schedule(self.step, cfg.iters), cfg.poly_power) * warmup_factor(self.step, cfg.warmup_iters)
         for g in self.opt.param_groups: g["lr"] = lr * g.get("lr_mult", 1.0)
-        if hasattr(self.model, "reseed"): self.model.reseed(mix_seed(cfg.seed, 19, self.step, self.rank))   # e.g. HRDA's detail crops
+        if hasattr(self.model, "reseed"): self.model.reseed(stream_seed(cfg.seed, "model", self.step, self.rank))   # e.g. HRDA's detail crops
         m.before_step(self.step)                       # refreshes happen here: timed apart from the step
         t1 = time.perf_counter(); self.timing["hook_seconds"] += t1 - t0
         if self._target_changed:                       # the method changed what the target stream carries
@@ -465,8 +468,8 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
         src = to_device(next(loaders["src"]), self.device) if "src" in loaders else None
         tgt = to_device(next(loaders["tgt"]), self.device) if "tgt" in loaders else None
         t2 = time.perf_counter(); self.timing["data_seconds"] += t2 - t1   # waiting for the loader (and the copy)
-        if src is not None: src["image_plain"], src["image"] = src["image"], self.augment_images(src["image"], 11)  # shared policy
-        if tgt is not None: tgt["image_plain"], tgt["image"] = tgt["image"], self.augment_images(tgt["image"], 12)
+        if src is not None: src["image_plain"], src["image"] = src["image"], self.augment_images(src["image"], "augment_source")  # shared policy
+        if tgt is not None: tgt["image_plain"], tgt["image"] = tgt["image"], self.augment_images(tgt["image"], "augment_target")
         self.model.train()
         with self.autocast(): terms = m.losses(src, tgt, self.step)
         terms = {k: v.float() for k, v in terms.items()}

@@ -166,7 +166,7 @@ class CLUDA(DACS):
     def losses(self, src, tgt, step):
         t, h = self.trainer, self.hp
         terms, o = self.step_outputs(src, tgt, step)
-        g = torch.Generator().manual_seed(mix_seed(t.cfg.seed, 17, step, t.rank))
+        g = t.generator("cluda")
         kw = dict(tau=h["tau"], pairs=h["pairs"], max_anchors=h["max_anchors"], max_keys=h["max_keys"], g=g)
         terms["cl_src"] = h["lambda_cl"] * self.contrast(o["out_s"], src["label"], None, None, kw)                    # eq. 3
         terms["cl_mix"] = h["lambda_cl"] * self.contrast(o["out_m"], o["y_m"], o["mask"], o["w"] if h["gamma"] else None, kw)   # eqs. 4-5

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ..core import mix_seed, cache_dir, CDAError, host_forms, masked_rows_mean
+from ..core import stream_seed, cache_dir, CDAError, host_forms, masked_rows_mean
 from ..data import IGNORE, CLASSES19, class_pixel_counts
 from ..losses import seg_ce
 from ..models import batch_stats
@@ -85,7 +85,7 @@ class RareClassChoice:
     def class_at(self, pos: int) -> int: return self._draw(pos)[0]
     def index(self, pos: int) -> int: return self._draw(pos)[1]
     def _draw(self, pos):
-        g = torch.Generator().manual_seed(mix_seed(self.seed, 0x5C5, pos))
+        g = torch.Generator().manual_seed(stream_seed(self.seed, "rcs", pos))
         k = int(torch.multinomial(self.probs, 1, generator=g)); m = self.members[k]
         return k, int(m[int(torch.randint(len(m), (1,), generator=g))])
 
@@ -163,9 +163,9 @@ class DACS(Method):
             terms["fd"] = h["lambda_fd"] * feature_distance(out_s.feats, ref, src["label"])
         pl, w = self.pseudo_labels(tgt["image_plain"])
         if h["mix"]:
-            g = torch.Generator().manual_seed(mix_seed(t.cfg.seed, 13, step, t.rank))
+            g = t.generator("classmix")
             m = classmix_masks(src["label"], g)
-            x = t.augment_images(mix(m, src["image_plain"], tgt["image_plain"]), 13)
+            x = t.augment_images(mix(m, src["image_plain"], tgt["image_plain"]), "augment_mixed")
             y = mix(m, src["label"], pl)
         else:                                            # ablation: plain mean teacher on the target batch
             x, y, m = tgt["image"], pl, torch.zeros_like(pl, dtype=torch.bool)

@@ -211,7 +211,7 @@ class SDCA(Method):
             return {"ce_ssl": seg_ce(t.model(tgt["image"]).logits, tgt["pseudo"])}
         out_s = t.model(src["image"])
         terms = {"ce_src": seg_ce(out_s.logits, src["label"])}                       # eq. 17
-        g = torch.Generator().manual_seed(mix_seed(t.cfg.seed, 21, step, t.rank))
+        g = t.generator("sdca")
         if h["lambda_lovasz"]:                                                         # eq. 18
             terms["lovasz"] = h["lambda_lovasz"] * sampled_lovasz(out_s.logits.float(), src["label"], h["lovasz_pixels"], g)
         if not (h["lambda_feat"] or h["lambda_out"]): return terms

@@ -266,7 +266,7 @@ class UCDA(Method):
         z_s, z_t = project(self.head, out_s.feats), project(self.head, out_t.feats)
         p_s, pres_s = masked_mean(z_s, src["label"], C)                                    # eq. 2, omega = 1 on source
         p_t, pres_t = masked_mean(z_t, y_conf, C, weights=w)                                # eqs. 2-3: confident pixels, omega = teacher prob
-        g = torch.Generator().manual_seed(mix_seed(t.cfg.seed, 31, step, t.rank))
+        g = t.generator("ucda")
         a_s, l_s = self._anchors(z_s, src["label"], g)
         a_t, l_t = self._anchors(z_t, y_t, g)
         cls = torch.arange(C, device=z_s.device)
