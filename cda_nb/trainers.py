@@ -112,6 +112,7 @@ class Method:
     extra_augmentation: str = ""   # what the method adds to the shared policy (e.g. ClassMix), listed in the report
     defaults: dict = {}
     choices: dict = {}             # parameter -> its allowed values (e.g. dacs's teacher_bn: ("train", "eval"))
+    ranges: dict = {}              # parameter -> (low, high, low included, high included); None: unbounded (validation)
 
     def __init__(self, **params):
         self.check_params(params)
@@ -124,7 +125,7 @@ class Method:
                                f"valid: {', '.join(cls.defaults) or '(none)'}")
         for k, ok in cls.choices.items():                 # string parameters with a fixed set of values
             if k in params and params[k] not in ok:
-                raise CDAError(f"method_params.{k}={params[k]!r}: must be one of {', '.join(map(str, ok))}")
+                raise CDAError(f"method_params.{k}={params[k]!r}: choose one of {', '.join(map(str, ok))}")
 
     def setup(self, trainer):
         "Build teachers, banks and heads; `trainer.model` and `trainer.device` exist."

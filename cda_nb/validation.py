@@ -8,7 +8,7 @@ import os, math
 from .core import CDAError
 
 # %% auto #0
-__all__ = ['HP_RANGES', 'check_method_params', 'validate_config']
+__all__ = ['WEIGHT_RANGE', 'check_method_params', 'validate_config']
 
 # %% ../nbs/09a_validation.ipynb #593daf50
 def _pair(name, v):
@@ -29,11 +29,9 @@ _BOOLS = ("flip", "amp", "resume", "analysis", "figures", "progress", "determini
 def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
 def _is_num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-# method hyper-parameter ranges by name: (low, high, low included, high included); None: unbounded.
-# `lambda_*` weights are >= 0. A method may refine them with a `ranges` class attribute of the same form.
-HP_RANGES = {"tau": (0, None, False, False), "momentum": (0, 1, True, True), "threshold": (-1, 1, True, True),
-             "cbst_p": (0, 1, False, True), "cbst_cap": (0, 1, False, True), "refresh_every": (0, None, True, False),
-             "max_pixels": (0, None, True, False), "distill_iters": (0, None, True, False), "alpha": (0, 1, True, True)}
+# a method's ranges: (low, high, low included, high included), None unbounded, on the class (`Method.ranges`);
+# the one convention by name: loss weights `lambda_*` are >= 0 unless the class says otherwise.
+WEIGHT_RANGE = (0, None, True, False)
 
 def _range_text(r):
     lo, hi, li, hi_in = r
@@ -45,17 +43,17 @@ def _in_range(v, r):
     return (lo is None or (v >= lo if li else v > lo)) and (hi is None or (v <= hi if hi_in else v < hi))
 
 def check_method_params(cls, params) -> dict:
-    "Names, types (those of the defaults) and ranges (`HP_RANGES`) of a method's hyper-parameters."
+    "Names, types (those of the defaults), choices and ranges (the class's `choices`, `ranges`) of a method's hyper-parameters."
     if not isinstance(params, dict): raise CDAError(f"method_params={params!r} must be a mapping, e.g. {{tau: 0.1}}")
     cls.check_params(params)
-    ranges = {**HP_RANGES, **getattr(cls, "ranges", {})}
+    ranges = getattr(cls, "ranges", {})
     for k, v in params.items():
         d = cls.defaults[k]
         kind, ok = ("true or false", isinstance(v, bool)) if isinstance(d, bool) else \
                    ("an integer", _is_int(v)) if isinstance(d, int) else \
                    ("a finite number", _is_num(v)) if isinstance(d, float) else ("", True)
         if not ok: raise CDAError(f"method_params.{k}={v!r} ({type(v).__name__}) must be {kind}, like its default {d!r}")
-        r = ranges.get(k, (0, None, True, False) if k.startswith("lambda_") else None)
+        r = ranges.get(k, WEIGHT_RANGE if k.startswith("lambda_") else None)
         if r and _is_num(v) and not _in_range(v, r): raise CDAError(f"method_params.{k}={v!r} is out of range: it must be {_range_text(r)}")
     return params
 

@@ -30,6 +30,9 @@ class BCL(SelfTraining):
     defaults = dict(SelfTraining.defaults, lambda_fc=0.5, lambda_bc=0.5, momentum=0.999, threshold=0.9, tau=0.1,
                     dynamic=True, calibrate=True, seg_on_hybrid=False, max_pixels=0, feat="classifier", pairwise=True,
                     distill_iters=0, lambda_kd=1.0)
+    choices = dict(SelfTraining.choices, feat=("classifier", "decoder"))
+    ranges = dict(SelfTraining.ranges, momentum=(0, 1, True, True), threshold=(-1, 1, True, True), tau=(0, None, False, False),
+                  max_pixels=(0, None, True, False), distill_iters=(0, None, True, False))
 
     def rep(self, out):
         "The contrasted representation: signed classifier-level outputs (official code) or the decoder features."
@@ -37,7 +40,6 @@ class BCL(SelfTraining):
 
     def setup(self, trainer):
         super().setup(trainer)
-        if self.hp["feat"] not in ("classifier", "decoder"): raise CDAError(f"bcl feat={self.hp['feat']!r}: choose 'classifier' or 'decoder'")
         C = len(CLASSES19)
         D = getattr(trainer.model, "cls_feat_dim", C) if self.hp["feat"] == "classifier" else trainer.model.feat_dim
         self.src_bank = ProtoBank(C, D, self.hp["momentum"]).to(trainer.device)

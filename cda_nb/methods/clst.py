@@ -170,14 +170,9 @@ class CLST(Method):
     defaults = dict(lambda_seg_s=1.0, lambda_seg_t=1.0, lambda_cl=0.1, tau=0.1, momentum_ens=0.6, momentum_proto=0.99,
                     store_stride=8, store_dtype="uint8", proj_dim=128, proj_hidden=256,
                     ensemble=True, contrast=True, conf_weight=False)
-    ranges = {"momentum_ens": (0, 1, True, False), "momentum_proto": (0, 1, True, True), "store_stride": (1, None, True, False),
+    choices = {"store_dtype": tuple(STORE_DTYPES)}
+    ranges = {"tau": (0, None, False, False), "momentum_ens": (0, 1, True, False), "momentum_proto": (0, 1, True, True), "store_stride": (1, None, True, False),
               "proj_dim": (1, None, True, False), "proj_hidden": (1, None, True, False)}
-
-    @classmethod
-    def check_params(cls, params):
-        super().check_params(params)
-        d = params.get("store_dtype", "uint8")
-        if d not in STORE_DTYPES: raise CDAError(f"method_params.store_dtype={d!r}: choose one of {list(STORE_DTYPES)}")
 
     def setup(self, trainer):
         super().setup(trainer)

@@ -136,7 +136,7 @@ class CLUDA(DACS):
     key = "cluda"
     defaults = dict(DACS.defaults, lambda_cl=1.0, tau=1.0, dim=64, features="fusion", fm_size=0, pairs="separate",
                     gamma=True, max_anchors=1024, max_keys=4096, mr_cl="weighted")
-    ranges = dict(DACS.ranges, dim=(1, None, True, False), fm_size=(0, None, True, False), max_anchors=(2, None, True, False),
+    ranges = dict(DACS.ranges, tau=(0, None, False, False), dim=(1, None, True, False), fm_size=(0, None, True, False), max_anchors=(2, None, True, False),
                   max_keys=(2, None, True, False))
     choices = dict(DACS.choices, features=("fusion", "feats"), pairs=PAIRS, mr_cl=MR_CL)
 

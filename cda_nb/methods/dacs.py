@@ -128,7 +128,7 @@ class DACS(Method):
         return "ClassMix (source classes pasted onto target), then the shared policy on the mix" if self.hp["mix"] else ""
     defaults = dict(alpha=0.999, threshold=0.968, lambda_t=1.0, mix=True, teacher_bn="train",
                     rcs_temperature=0.01, rcs_min_share=0.0015, lambda_fd=0.005)
-    ranges = {"threshold": (0, 1, True, False), "rcs_temperature": (0, None, True, False), "rcs_min_share": (0, 1, True, True)}
+    ranges = {"alpha": (0, 1, True, True), "threshold": (0, 1, True, False), "rcs_temperature": (0, None, True, False), "rcs_min_share": (0, 1, True, True)}
     choices = {"teacher_bn": ("train", "eval")}
 
     def setup(self, trainer):

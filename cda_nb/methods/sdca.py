@@ -147,7 +147,7 @@ class SDCA(Method):
     defaults = dict(lambda_lovasz=0.75, lambda_feat=1.0, lambda_out=1.0, delta=0.9, delta_on="softmax", tau=30.0,
                     form="paper", diagonal=False, max_pixels=4096, init_images=0, ssl_iters=0, ssl_median=0.5,
                     ssl_cap=0.9, ssl_from_init=False, lovasz_pixels=16384)
-    ranges = {"delta": (0, 1, True, True), "ssl_median": (0, 1, False, True), "ssl_cap": (0, 1, False, True),
+    ranges = {"tau": (0, None, False, False), "max_pixels": (0, None, True, False), "delta": (0, 1, True, True), "ssl_median": (0, 1, False, True), "ssl_cap": (0, 1, False, True),
               "init_images": (0, None, True, False), "ssl_iters": (0, None, True, False),
               "lovasz_pixels": (0, None, True, False)}
 

@@ -25,6 +25,7 @@ class SelfTraining(Method):
     defaults = dict(lambda_seg_s=1.0, lambda_seg_t=1.0, lambda_ent_s=0.4, lambda_ent_t=0.4,
                     cbst_p=0.2, cbst_cap=1.0, refresh_every=0, label_bn="batch")
     choices = {"label_bn": ("eval", "batch")}
+    ranges = {"cbst_p": (0, 1, False, True), "cbst_cap": (0, 1, False, True), "refresh_every": (0, None, True, False)}
 
     def setup(self, trainer):
         super().setup(trainer)

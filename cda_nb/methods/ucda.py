@@ -195,8 +195,8 @@ class UCDA(Method):
                     adaptive=True, tau0=0.9, top=0.1, proj_dim=128, proj_hidden=256, mem_size=1000, mem_keys=64, anchors=16,
                     in_domain=True, cross_domain=True, expansion=True, expand_window=200, expand_rule="weight", expand_sim=0.9,
                     teacher_bn="batch")
-    choices = {"teacher_bn": ("eval", "batch")}
-    ranges = {"alpha": (0, None, True, False), "teacher_every": (1, None, True, False), "tau0": (0, 1, False, True),
+    choices = {"teacher_bn": ("eval", "batch"), "expand_rule": EXPAND_RULES}
+    ranges = {"tau": (0, None, False, False), "alpha": (0, None, True, False), "teacher_every": (1, None, True, False), "tau0": (0, 1, False, True),
               "top": (0, 1, False, True), "proj_dim": (1, None, True, False), "proj_hidden": (1, None, True, False),
               "mem_size": (1, None, True, False), "mem_keys": (0, None, True, False), "anchors": (1, None, True, False), "expand_window": (1, None, True, False),
               "expand_sim": (-1, 1, True, True)}
@@ -204,8 +204,6 @@ class UCDA(Method):
     @classmethod
     def check_params(cls, params):
         super().check_params(params)
-        r = params.get("expand_rule", "weight")
-        if r not in EXPAND_RULES: raise CDAError(f"method_params.expand_rule={r!r}: choose one of {list(EXPAND_RULES)}")
         s = params.get("scales", [1.0])
         if not (isinstance(s, (list, tuple)) and s and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 4 for v in s)):
             raise CDAError(f"method_params.scales={s!r} must be a non-empty list of numbers in (0, 4], e.g. [0.75, 1.0, 1.25]")
