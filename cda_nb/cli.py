@@ -15,7 +15,7 @@ from .core import CDAError, atomic_write_json, get_device, run_dir, load_torch_f
 
 # %% auto #0
 __all__ = ['parse_value', 'parse_overrides', 'read_yaml_config', 'load_run_config', 'train_help', 'run_cli_train', 'cda_train',
-           'load_run_model', 'evaluate_checkpoint', 'run_cli_eval', 'cda_eval']
+           'run_cli_eval', 'cda_eval']
 
 # %% ../nbs/12_cli.ipynb #c185a972
 class _Loader(yaml.SafeLoader):
@@ -155,74 +155,7 @@ def cda_train(argv=None):
     run_cli_train(argv)          # a console script's return value becomes the exit status: return None
 
 # %% ../nbs/12_cli.ipynb #3faecdbe
-def load_run_model(ckpt, device="cpu"):
-    "(model, run config dict, checkpoint step) of a run folder or its `checkpoint.pt`."
-    from cda_nb.models import build_model, without_pretrained
-    from cda_nb.data import CLASSES19
-    ckpt = Path(ckpt)
-    if ckpt.is_dir(): ckpt = ckpt / "checkpoint.pt"
-    if not ckpt.is_file(): raise CDAError(f"checkpoint not found: {ckpt}")
-    cfg_path = ckpt.parent / "config.json"
-    if not cfg_path.is_file(): raise CDAError(f"{cfg_path} not found: cda-eval reads the model name from the run's config.json next to the checkpoint")
-    cfg = json.loads(cfg_path.read_text())
-    kwargs = without_pretrained(cfg.get("model_kwargs"))          # the checkpoint has all weights (HRDA's base_kwargs too)
-    model = build_model(cfg.get("model", "small"), n_classes=len(CLASSES19), **kwargs)
-    ck = load_torch_file(ckpt, fix="cda-eval reads checkpoints written by the kit (or plain state dicts).")
-    sd = ck["model"] if isinstance(ck, dict) and "model" in ck else ck
-    if not isinstance(sd, dict): raise CDAError(f"{ckpt} holds no state dict (got {type(sd).__name__})")
-    try: model.load_state_dict(sd)
-    except RuntimeError as e:
-        own = model.state_dict()
-        miss = [k for k in own if k not in sd]; extra = [k for k in sd if k not in own]
-        shape = [k for k in own if k in sd and hasattr(sd[k], "shape") and tuple(sd[k].shape) != tuple(own[k].shape)]
-        raise CDAError(f"{ckpt} disagrees with {cfg_path}: the weights do not fit model={cfg.get('model', 'small')!r} "
-                       f"with model_kwargs={kwargs} ({len(miss)} missing, {len(extra)} unexpected, {len(shape)} with "
-                       f"another shape, e.g. {(shape + miss + extra)[:3]}). The checkpoint comes from another run or "
-                       f"config.json was edited: keep them together as the run wrote them.") from e
-    return model.to(device).eval(), cfg, ck.get("step")
-
-@torch.no_grad()
-def evaluate_checkpoint(ckpt, target_root=None, split="val", eval_size=None, pred_dir=None, device="auto",
-                        progress=True, batch_size=None, num_workers=None, amp=True) -> dict:
-    "Score a checkpoint on a Cityscapes-format split at full label resolution; optionally write labelIds PNGs."
-    from cda_nb.core import progress as tqdm
-    from cda_nb.data import Cityscapes, TRAIN2ID, CLASSES19
-    from cda_nb.metrics import ConfusionMeter
-    from cda_nb.trainers import TrainConfig, make_config, data_roots
-    dev = get_device(device)
-    model, cfg, step = load_run_model(ckpt, dev)
-    if target_root is None:
-        valid = {f.name for f in dataclasses.fields(TrainConfig)}
-        rc = make_config(**{**{k: v for k, v in cfg.items() if k in valid}, "device": "auto"})
-        target_root = data_roots(rc)[1]
-    if eval_size is None: eval_size = cfg.get("eval_size")
-    ds = Cityscapes(target_root, split=split)
-    meter = ConfusionMeter(len(CLASSES19))
-    from cda_nb.core import amp_dtype_for
-    from cda_nb.trainers import default_workers
-    bs = batch_size or cfg.get("eval_batch_size") or 8
-    nw = default_workers(dev) if num_workers is None else num_workers
-    dtype = amp_dtype_for(dev, cfg.get("amp_dtype", "auto")) if amp else None
-    dl = torch.utils.data.DataLoader(ds, batch_size=bs, num_workers=nw, pin_memory=dev.type == "cuda")
-    k = 0
-    for b in tqdm(dl, desc=f"eval {split}", disable=not progress, leave=False):   # batched, on the device, AMP on CUDA
-        img, lab = b["image"].to(dev, non_blocking=True), b["label"].to(dev, non_blocking=True)
-        if eval_size: img = F.interpolate(img, size=tuple(eval_size), mode="bilinear", align_corners=False)
-        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None): logits = model(img).logits.float()
-        pred = F.interpolate(logits, size=lab.shape[-2:], mode="bilinear", align_corners=False).argmax(1)
-        meter.update(pred, lab)
-        if pred_dir is not None:
-            for p, name in zip(pred.cpu(), b["name"]):
-                out = Path(pred_dir) / ds.images[k].parent.name / f"{name}_gtFine_labelIds.png"; k += 1
-                out.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(TRAIN2ID[p.numpy().astype(np.uint8)], mode="L").save(out)
-    s = meter.summary()
-    nan2none = lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
-    return {"checkpoint": str(Path(ckpt)), "step": step, "model": cfg.get("model"), "split": split,
-            "target_root": str(target_root), "n_images": len(ds), "eval_size": list(eval_size) if eval_size else None,
-            "miou": nan2none(s["miou"]), "miou_16": nan2none(s["miou_16"]), "miou_13": nan2none(s["miou_13"]),
-            "per_class_iou": {k: nan2none(v) for k, v in s["per_class_iou"].items()},
-            "pred_dir": str(pred_dir) if pred_dir else None, "confusion": meter.cm.tolist()}
+from .evaluation import load_run_model, evaluate_checkpoint   # one loader and one checkpoint loop (09e_evaluation)
 
 def run_cli_eval(argv=None):
     "`cda-eval` with a result: the evaluation dict."

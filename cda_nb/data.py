@@ -14,8 +14,8 @@ from PIL import Image
 from .core import CDAError, mix_seed, stream_seed
 
 # %% auto #0
-__all__ = ['IGNORE', 'Label', 'CS_LABELS', 'CLASSES19', 'PALETTE19', 'THING19', 'ID2TRAIN', 'TRAIN2ID', 'CS_KNOWN',
-           'CS_PALETTE_BY_ID', 'SYNTHIA16', 'SYNTHIA13', 'SYNTHIA_ID2TRAIN', 'SYNTHIA_KNOWN', 'GTA5_LAYOUT',
+__all__ = ['IGNORE', 'Label', 'CS_LABELS', 'CLASSES19', 'PALETTE19', 'THING19', 'THING_CLASSES', 'ID2TRAIN', 'TRAIN2ID',
+           'CS_KNOWN', 'CS_PALETTE_BY_ID', 'SYNTHIA16', 'SYNTHIA13', 'SYNTHIA_ID2TRAIN', 'SYNTHIA_KNOWN', 'GTA5_LAYOUT',
            'CITYSCAPES_LAYOUT', 'SYNTHIA_LAYOUT', 'AUG_DEFAULTS', 'AUG_POLICIES', 'colorize', 'map_ids', 'read_image',
            'read_gta5_label', 'read_cityscapes_label', 'write_gta5_label', 'write_cityscapes_label', 'to_image_tensor',
            'to_label_tensor', 'JointTransform', 'GTA5', 'Cityscapes', 'read_png', 'write_png16', 'read_synthia_label',
@@ -72,6 +72,9 @@ _train = sorted((l for l in CS_LABELS if 0 <= l.train_id < 255), key=lambda l: l
 CLASSES19 = [l.name for l in _train]
 PALETTE19 = np.array([l.color for l in _train], dtype=np.uint8)
 THING19 = np.array([l.has_instances for l in _train], dtype=np.bool_)
+# DAFormer's (and CLUDA's) thing classes: traffic light, sign, person, rider, car, truck, bus, train, motorcycle, bicycle.
+# Not `THING19` (Cityscapes' has_instances), which leaves out traffic light and sign: the official lists are followed.
+THING_CLASSES = (6, 7, 11, 12, 13, 14, 15, 16, 17, 18)
 ID2TRAIN = np.full(256, IGNORE, dtype=np.uint8)
 for _l in CS_LABELS:
     if _l.id >= 0: ID2TRAIN[_l.id] = _l.train_id if 0 <= _l.train_id < 255 else IGNORE

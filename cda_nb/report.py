@@ -212,16 +212,13 @@ def feature_figures(runs_dir, dataset, methods=("source_only", "bcl"), seed=0, o
 
 # %% ../nbs/11_report.ipynb #86fb26d7
 def _load_run_model(d):
-    "The model of run folder `d` (config.json + checkpoint.pt, loaded with weights_only=True) and its config."
-    import torch
+    "The model of run folder `d` (`evaluation.load_run_model`, the kit's one loader) and the parts of its config the diagnoses read."
     from cda_nb.trainers import make_config
-    from cda_nb.models import build_model, without_pretrained
-    cfg = json.loads((Path(d)/"config.json").read_text())
+    from cda_nb.evaluation import load_run_model
+    model, cfg, _ = load_run_model(d)
     c = make_config(**{k: cfg[k] for k in ("dataset", "data_root", "source_root", "target_root", "benchmark_seed", "model",
                                            "model_kwargs", "src_resize", "tgt_resize", "eval_size") if k in cfg})
-    model = build_model(c.model, n_classes=len(CLASSES19), **without_pretrained(c.model_kwargs))
-    model.load_state_dict(load_torch_file(Path(d)/"checkpoint.pt", fix="re-run the training (resume=False)")["model"])
-    return model.eval(), c
+    return model, c
 
 def diagnose_source(run_dir, ps=(0.05, 0.1, 0.2, 0.4, 0.7, 1.0), n_bins=10, batch_size=16) -> dict:
     "Reliability (confidence vs accuracy) and CBST label density/accuracy at several `p` of a run's model on target train."
@@ -251,7 +248,7 @@ def diagnose_source(run_dir, ps=(0.05, 0.1, 0.2, 0.4, 0.7, 1.0), n_bins=10, batc
 def target_bn_eval(run_dir, batch_size: int = 8) -> dict:
     "Val and test mIoU of a run's checkpoint after AdaBN: BatchNorm statistics re-estimated over unlabelled target train."
     import tempfile, shutil, torch
-    from cda_nb.cli import evaluate_checkpoint
+    from cda_nb.evaluation import evaluate_checkpoint
     from cda_nb.methods.adabn import recompute_bn
     from cda_nb.trainers import data_roots
     from cda_nb.data import Cityscapes, JointTransform

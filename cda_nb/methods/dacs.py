@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from ..core import stream_seed, cache_dir, CDAError, host_forms, masked_rows_mean
-from ..data import IGNORE, CLASSES19, class_pixel_counts
+from ..data import IGNORE, CLASSES19, THING_CLASSES, class_pixel_counts
 from ..losses import seg_ce
 from ..models import batch_stats
 from ..hrda import HRDA, seg_loss
@@ -16,8 +16,8 @@ from ..streams import presence_cache_key
 from ..trainers import Method, register, frozen_copy
 
 # %% auto #0
-__all__ = ['THING_CLASSES', 'classmix_masks', 'mix', 'ema_update', 'rcs_probs', 'RareClassChoice', 'downscale_labels',
-           'feature_distance', 'lr_feats', 'DACS']
+__all__ = ['classmix_masks', 'mix', 'ema_update', 'rcs_probs', 'RareClassChoice', 'downscale_labels', 'feature_distance',
+           'lr_feats', 'DACS']
 
 # %% ../../nbs/methods/dacs.ipynb #92178447
 def classmix_masks(src_labels, g: torch.Generator) -> torch.Tensor:
@@ -90,9 +90,7 @@ class RareClassChoice:
         return k, int(m[int(torch.randint(len(m), (1,), generator=g))])
 
 # %% ../../nbs/methods/dacs.ipynb #3f924fe2
-# DAFormer's (and CLUDA's) thing classes: traffic light, sign, person, rider, car, truck, bus, train, motorcycle, bicycle.
-# Not `data.THING19` (Cityscapes' has_instances), which leaves out traffic light and sign: the official lists are followed.
-THING_CLASSES = (6, 7, 11, 12, 13, 14, 15, 16, 17, 18)
+# THING_CLASSES (data): DAFormer's and CLUDA's thing classes, shared with cluda through the data module
 
 def downscale_labels(labels, size, min_ratio: float = 0.75, n_classes: int = 19):
     "(B,H,W) labels -> (B,h,w): a cell's majority class where it covers >= `min_ratio` of the cell, else ignore."
