@@ -25,10 +25,9 @@ from .checkpoints import _save_checkpoint_all, _check_finite
 from .evaluation import *
 
 # %% auto #0
-__all__ = ['DATASET_DEFAULTS', 'METHODS', 'COMPILE_MODES', 'COMMITTED_RUNS', 'TrainConfig', 'tail_stage', 'Method', 'register',
-           'SourceOnly', 'Oracle', 'default_workers', 'compile_model', 'make_config', 'frozen_copy', 'poly_lr',
-           'warmup_factor', 'source_config', 'committed_source_run', 'source_identity', 'config_diff', 'source_run_dir',
-           'resolve_init', 'Trainer', 'train', 'fit', 'notebook_params']
+__all__ = ['DATASET_DEFAULTS', 'COMPILE_MODES', 'COMMITTED_RUNS', 'TrainConfig', 'default_workers', 'compile_model',
+           'make_config', 'poly_lr', 'warmup_factor', 'source_config', 'committed_source_run', 'source_identity',
+           'config_diff', 'source_run_dir', 'resolve_init', 'Trainer', 'train', 'fit', 'notebook_params']
 
 # %% ../nbs/09_trainers.ipynb #24fef222
 DATASET_DEFAULTS = {
@@ -94,110 +93,8 @@ class TrainConfig:
     progress: bool = True
     method_params: dict = field(default_factory=dict)
 
-# %% ../nbs/09_trainers.ipynb #ee8baf45
-def tail_stage(iters: int, k: int, first: str, last: str, param: str) -> list:
-    "Stages of a run whose last `k` steps form a second stage (bcl's distillation, sdca's SSL); `k` = 0: one stage."
-    if not (isinstance(k, int) and 0 <= k < iters): raise CDAError(f"{param}={k} must be in [0, iters={iters})")
-    return [(first, 0, iters - k), (last, iters - k, k)] if k else [("train", 0, iters)]
-
-class Method:
-    "Base class of a UDA method; subclasses set `key`, `defaults` and implement `losses`."
-    key: str = ""
-    uses_source: bool = True       # needs labelled source batches
-    uses_target: bool = False      # needs target batches
-    target_labels: bool = False    # may read target labels in training (only `oracle`)
-    default_init: str = "none"     # where the weights start: "none" (ImageNet/random) or "source_only"
-    source_sampling: str = "uniform"  # how source images are drawn: one of SOURCE_SAMPLING (see `source_chooser`)
-    lr_factor: float = 1.0         # default lr = dataset base lr x this (adaptation from a source model: 0.3)
-    extra_augmentation: str = ""   # what the method adds to the shared policy (e.g. ClassMix), listed in the report
-    defaults: dict = {}
-    choices: dict = {}             # parameter -> its allowed values (e.g. dacs's teacher_bn: ("train", "eval"))
-    ranges: dict = {}              # parameter -> (low, high, low included, high included); None: unbounded (validation)
-
-    def __init__(self, **params):
-        self.check_params(params)
-        self.hp = {**self.defaults, **params}
-
-    @classmethod
-    def check_params(cls, params):
-        bad = [k for k in params if k not in cls.defaults]
-        if bad: raise CDAError(f"method {cls.key!r} has no parameter(s) {bad}; "
-                               f"valid: {', '.join(cls.defaults) or '(none)'}")
-        for k, ok in cls.choices.items():                 # string parameters with a fixed set of values
-            if k in params and params[k] not in ok:
-                raise CDAError(f"method_params.{k}={params[k]!r}: choose one of {', '.join(map(str, ok))}")
-
-    def setup(self, trainer):
-        "Build teachers, banks and heads; `trainer.model` and `trainer.device` exist."
-        self.trainer = trainer
-
-    def parameters(self):
-        "Extra trainable parameters (projection heads) to optimise with the model."
-        return []
-
-    # -- hooks: what a method may ask of the trainer (examples below) --
-    def target_stream(self, trainer):
-        "The dataset the target batches come from (default: the run's unlabelled target set); see `Trainer.reload_target`."
-        return trainer.data.get("target")
-
-    def source_chooser(self, trainer):
-        "How source images are drawn: None (a permutation per epoch) or an object with `index(pos)`; default: `source_sampling`."
-        c = trainer.cfg
-        return source_sampler(trainer.data.get("source"), c.source_sampling or self.source_sampling, c.seed, c.progress)
-
-    def stages(self, iters: int) -> list:
-        "The stages of a run of `iters` steps as (name, start, length), e.g. adaptation then distillation (`tail_stage`)."
-        return [("train", 0, iters)]
-
-    def schedule(self, step: int, iters: int) -> tuple:
-        "(position, length) of `step` in the poly learning-rate schedule: the schedule restarts with each stage."
-        for _, start, n in self.stages(iters):
-            if start <= step < start + n: return step - start, n
-        return step, iters
-
-    def before_step(self, step: int):
-        "Called before the batches of `step` are drawn (e.g. to refresh pseudo labels)."
-    def losses(self, src: dict, tgt: dict, step: int) -> dict: raise NotImplementedError
-    def after_step(self, step: int): pass
-    def log_items(self) -> dict:
-        "Extra scalars for the current `log.jsonl` line."
-        return {}
-    def analyze(self, inputs: AnalysisInputs) -> dict:
-        "After training only: analyses that may compare with target-train labels (`inputs.labelled_target`)."
-        return {}
-    @property
-    def analyzes(self) -> bool:
-        "Whether the method has a post-training analysis (overrides `analyze`)."
-        return type(self).analyze is not Method.analyze
-    def state_dict(self) -> dict: return {}
-    def load_state_dict(self, d: dict): pass
-    def metrics(self) -> dict:
-        "Extra entries for metrics.json (e.g. pseudo-label density and accuracy)."
-        return {}
-
-METHODS: dict = {}
-
-def register(cls):
-    "Class decorator: add a method to `METHODS` under its `key`."
-    METHODS[cls.key] = cls
-    return cls
-
-# %% ../nbs/09_trainers.ipynb #423ff2e7
-@register
-class SourceOnly(Method):
-    "Supervised training on the labelled source domain only."
-    key = "source_only"
-    def losses(self, src, tgt, step):
-        out = self.trainer.model(src["image"])
-        return {"ce_src": seg_loss(out, src["label"])}
-
-@register
-class Oracle(Method):
-    "Supervised training on labelled target images (upper bound; reads target labels)."
-    key, uses_source, uses_target, target_labels = "oracle", False, True, True
-    def losses(self, src, tgt, step):
-        out = self.trainer.model(tgt["image"])
-        return {"ce_tgt": seg_loss(out, tgt["label"])}
+# %% ../nbs/09_trainers.ipynb #68255561
+from .methods.base import *
 
 # %% ../nbs/09_trainers.ipynb #2481f8e7
 def default_workers(device) -> int:
@@ -248,14 +145,6 @@ def make_config(cfg=None, **params) -> TrainConfig:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0: raise CDAError(f"aug_params.{k}={v!r} must be a number >= 0")
     get_device(c.device)
     return c
-
-# %% ../nbs/09_trainers.ipynb #98d42615
-def frozen_copy(model):
-    "A copy of `model` in eval mode with no trainable parameters (teachers: bcl's distillation, dacs's EMA teacher)."
-    import copy
-    m = copy.deepcopy(model).eval()
-    for p in m.parameters(): p.requires_grad_(False)
-    return m
 
 # %% ../nbs/09_trainers.ipynb #287242ae
 def poly_lr(base_lr, step, total, power=0.9):

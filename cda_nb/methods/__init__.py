@@ -1,5 +1,3 @@
 # Package plumbing, written by hand (nbdev generates the method modules, not this file).
-# Load the trainer first: it registers every method, in an order where each method's own imports (a method may build
-# on another, e.g. bcl on self_training, ucda on clst's projection head) find their modules complete. Without this,
-# `import cda_nb.methods.clst` as the first import runs clst -> trainers -> ucda -> clst (half-initialised) and fails.
-from .. import trainers as _trainers  # noqa: F401,E402
+# Every method module imports `cda_nb.methods.base` (the contract) and never the trainer; `cda_nb.trainers` imports the
+# method modules to register them. Nothing needs to be loaded first: there is no import circle (tests/test_architecture.py).

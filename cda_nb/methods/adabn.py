@@ -6,7 +6,7 @@
 from __future__ import annotations
 import torch
 from ..losses import seg_ce
-from ..trainers import Method, register
+from .base import Method, register
 
 # %% auto #0
 __all__ = ['recompute_bn', 'AdaBN']

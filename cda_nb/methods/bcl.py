@@ -15,7 +15,7 @@ from ..calibration import bank_bias, calibrated_protos, bias_norm
 from ..expansion import dynamic_labels, hybrid_labels, static_labels, class_thresholds
 from ..metrics import label_density_accuracy
 from ..ddp import reduce_present_mean
-from ..trainers import register, frozen_copy, tail_stage
+from .base import register, frozen_copy, tail_stage
 from .self_training import SelfTraining
 from ..metrics import pool_density_accuracy
 

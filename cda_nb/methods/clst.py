@@ -14,7 +14,8 @@ from ..data import IGNORE, CLASSES19, PALETTE19, JointTransform
 from ..losses import seg_ce, proto_contrast
 from ..prototypes import masked_mean, resize_labels, ProtoBank, projection_head, project, class_centroids
 from ..metrics import prototype_distances, diagonal_ratio
-from ..trainers import Method, register, reduce_present_mean
+from .base import Method, register
+from ..ddp import reduce_present_mean
 
 # %% auto #0
 __all__ = ['COORD_BASE', 'STORE_DTYPES', 'coord_map', 'Located', 'grid_shape', 'crop_cells', 'EnsembleStore',

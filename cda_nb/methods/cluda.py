@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from ..core import mix_seed, CDAError, host_forms
 from ..data import IGNORE
 from ..prototypes import resize_labels, sample_where
-from ..trainers import register
+from .base import register
 from .dacs import DACS
 from ..data import THING_CLASSES
 from ..hrda import HRDA, MultiResOutput, attention_head

@@ -13,7 +13,7 @@ from ..losses import seg_ce
 from ..models import batch_stats
 from ..hrda import HRDA, seg_loss
 from ..streams import presence_cache_key
-from ..trainers import Method, register, frozen_copy
+from .base import Method, register, frozen_copy
 
 # %% auto #0
 __all__ = ['classmix_masks', 'mix', 'ema_update', 'rcs_probs', 'RareClassChoice', 'downscale_labels', 'feature_distance',

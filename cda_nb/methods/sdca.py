@@ -12,7 +12,8 @@ from ..data import CLASSES19, IGNORE, JointTransform
 from ..expansion import StaticLabels, PseudoLabeled
 from ..losses import seg_ce, lovasz_softmax, sdca_bound_loss
 from ..prototypes import GaussianStats, gather_pixels, resize_labels, sample_labelled
-from ..trainers import Method, register, source_dataset, tail_stage
+from .base import Method, register, tail_stage
+from ..streams import source_dataset
 from ..metrics import pool_density_accuracy
 
 # %% auto #0

@@ -10,7 +10,7 @@ from ..expansion import StaticLabels, PseudoLabeled
 from ..losses import seg_ce, entropy_loss
 from ..metrics import label_density_accuracy, pool_density_accuracy
 from ..models import batch_stats
-from ..trainers import Method, register
+from .base import Method, register
 
 # %% auto #0
 __all__ = ['SelfTraining']

@@ -16,7 +16,7 @@ from ..losses import seg_ce
 from ..prototypes import masked_mean, resize_labels, resize_weights, ClassQueue
 from ..expansion import class_thresholds, proto_similarity, dynamic_labels, fill_ignored
 from ..metrics import confusion_matrix, iou_per_class, prototype_distances, diagonal_ratio
-from ..trainers import Method, register, frozen_copy
+from .base import Method, register, frozen_copy
 from ..prototypes import projection_head, project, class_centroids
 
 # %% auto #0
