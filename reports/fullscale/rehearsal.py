@@ -10,7 +10,7 @@ loader's cost per item at the true sizes, and extrapolates the whole-dataset pas
     python reports/fullscale/rehearsal.py --model small               # the reduced form (small CPU network; CI runs it)
     python reports/fullscale/rehearsal.py --model config              # the configs' networks, random weights (slow on a CPU)
 
-Writes <out>/rehearsal.json and the table of <out>/README.md (default out: reports/fullscale). See --help.
+Writes <out>/rehearsal.json (--model config: rehearsal-config.json) and the table of <out>/README.md (default out: reports/fullscale). See --help.
 """
 from __future__ import annotations
 import argparse, copy, dataclasses, fnmatch, gc, json, math, os, shutil, signal, statistics, subprocess, sys, tempfile, time
@@ -569,10 +569,14 @@ def table(doc) -> str:
             rows.append(f"- {r['name']}: {str(msg).splitlines()[0][:300] if msg else 'see rehearsal.json'}")
     return "\n".join(rows)
 
+def json_name(model: str) -> str:
+    "rehearsal.json for the reduced form (small network), rehearsal-config.json for the configs' own networks."
+    return "rehearsal.json" if model == "small" else f"rehearsal-{model}.json"
+
 def write_report(doc, out: Path):
     out.mkdir(parents=True, exist_ok=True)
     doc["loader"] = {r["name"]: r["loader"] for r in doc["runs"] if r.get("loader")}     # the loader figures by config
-    (out/"rehearsal.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out/json_name(doc["model"])).write_text(json.dumps(doc, indent=1) + "\n")
     readme = out/"README.md"
     text = readme.read_text() if readme.is_file() else "# Full-scale rehearsal\n"
     key = doc["model"]
@@ -653,8 +657,8 @@ def main(argv=None):
            "papermill": args.papermill, "papermill_iters": args.papermill_iters or args.iters, "full_sizes": FULL,
            "gpu_step_s_assumed": GPU_STEP_S, "loader": {}, "runs": []}
     old = {}
-    if args.merge and (out/"rehearsal.json").is_file():
-        prev = json.loads((out/"rehearsal.json").read_text())
+    if args.merge and (out/json_name(args.model)).is_file():
+        prev = json.loads((out/json_name(args.model)).read_text())
         if prev.get("model") == args.model: old = {r["name"]: r for r in prev.get("runs", [])}
     names_now = [cname(c) for c in configs]
     for i, c in enumerate(configs):
@@ -685,7 +689,7 @@ def recount_syncs(args, configs, data, work, out, argv, log):
     existing rehearsal.json (the other figures are kept; `syncs_recounted` says when and with what command)."""
     import yaml
     from cda_nb.cli import read_yaml_config
-    doc = json.loads((out/"rehearsal.json").read_text())
+    doc = json.loads((out/json_name(args.model)).read_text())
     if doc.get("model") != args.model: sys.exit(f"{out/'rehearsal.json'} holds --model {doc.get('model')}, not {args.model}")
     by = {r["name"]: r for r in doc["runs"]}
     for c in configs:
