@@ -545,7 +545,7 @@ def table(doc) -> str:
         rows.append("| " + " | ".join([r["name"], mcell, "yes" if r["completed"] else "**FAILED**",
                     "yes" if r["resumed"] else "**no**", _s(r.get("sec_per_iter")), "–" if dw is None else f"{100 * dw:.1f} %",
                     _s(r.get("peak_rss_mb"), 0), _mb(r.get("checkpoint_bytes")), _mb(r.get("checkpoint_bytes_full_est")),
-                    _s(r.get("refresh_seconds")), _s(r.get("eval_seconds")), str(r.get("syncs_per_step", "–")), pms,
+                    _s(r.get("refresh_seconds")), _s(r.get("eval_seconds")), str(r.get("syncs_per_step") if r.get("syncs_per_step") is not None else "–"), pms,
                     _dur(fp.get("class_statistics")), _dur(fp.get("header_check")), _dur(fp.get("refresh")),
                     _dur(fp.get("evaluation")), _dur(fp.get("sdca_init_stats"))]) + " |")
     rows += ["", "Loader alone (one thread, median of 5 items, the run's training transforms; per-step CPU = batch × (source + target "
@@ -681,7 +681,7 @@ def main(argv=None):
     if not args.work: shutil.rmtree(work, ignore_errors=True)
     if not args.data: shutil.rmtree(data, ignore_errors=True)
     shutil.rmtree(tmp, ignore_errors=True)
-    log(f"done in {doc['elapsed_min']} min: {out/'rehearsal.json'}")
+    log(f"done in {doc['elapsed_min']} min: {out/json_name(args.model)}")
     return doc
 
 def recount_syncs(args, configs, data, work, out, argv, log):
