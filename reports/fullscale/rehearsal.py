@@ -468,7 +468,7 @@ def rehearse(cfg_path, args, data, work, env, log):
             rec.update(s)
         except Exception as e:
             import traceback
-            rec["syncs_error"] = f"{type(e).__name__}: {e}"; rec["syncs_error_tail"] = traceback.format_exc()[-2000:]
+            rec["syncs_error"] = f"{type(e).__name__}: {e}"; rec["syncs_error_tail"] = traceback.format_exc().replace(str(ROOT) + "/", "")[-2000:]
         rec.setdefault("syncs_per_step", None)
         rec["full_pass_seconds"] = fp
         # papermill: the same run through nbs/train.ipynb
@@ -476,7 +476,7 @@ def rehearse(cfg_path, args, data, work, env, log):
             rec["papermill"] = papermill_run(y, common, cwork, cfg, args, env, log, cli_miou=rec.get("miou"))
     except Exception as e:
         import traceback
-        rec["error"] = f"{type(e).__name__}: {e}"; rec["error_tail"] = traceback.format_exc()[-3000:]
+        rec["error"] = f"{type(e).__name__}: {e}"; rec["error_tail"] = traceback.format_exc().replace(str(ROOT) + "/", "")[-3000:]
     rec.setdefault("full_pass_seconds", {}); rec.setdefault("checkpoint_bytes", 0); rec.setdefault("syncs_per_step", None)
     for k in ("sec_per_iter", "data_wait_share", "peak_rss_mb"): rec.setdefault(k, None)
     rec["rehearsal_seconds"] = round(time.perf_counter() - t_start, 1)
