@@ -87,7 +87,7 @@ def read_yaml_config(path, _chain=()) -> dict:
 
 def load_run_config(path=None, overrides=()):
     "A checked `TrainConfig` from an optional YAML file plus `key=value` overrides."
-    from cda_nb.trainers import make_config
+    from cda_nb.training.trainer import make_config
     d = read_yaml_config(path) if path else {}
     return make_config(**_merge(d, parse_overrides(overrides)))
 
@@ -100,7 +100,7 @@ def _field_comments(cls) -> dict:
 
 def train_help() -> str:
     "The methods and every `TrainConfig` parameter with its default, for `cda-train --help`."
-    from cda_nb.trainers import TrainConfig, METHODS, DATASET_DEFAULTS
+    from cda_nb.training.trainer import TrainConfig, METHODS, DATASET_DEFAULTS
     lines = ["methods (method=...; hyper-parameters via method_params.NAME=VALUE):"]
     for k, cls in METHODS.items():
         if k.startswith("_"): continue
@@ -142,7 +142,7 @@ def run_cli_train(argv=None):
     except CDAError as e: _fail("cda-train", str(e), 2)
     if a.dry_run:
         print(json.dumps(dataclasses.asdict(cfg), indent=2)); return cfg
-    from cda_nb.trainers import train
+    from cda_nb.training.trainer import train
     try: metrics = train(cfg)
     except CDAError as e: _fail("cda-train", str(e), 1)
     d = run_dir(cfg.out_dir, cfg.dataset, cfg.method, cfg.seed, cfg.tag)
@@ -151,11 +151,11 @@ def run_cli_train(argv=None):
     return metrics
 
 def cda_train(argv=None):
-    "Console script `cda-train`: run `cda_nb.trainers.train` from a YAML config and `key=value` overrides."
+    "Console script `cda-train`: run `cda_nb.training.trainer.train` from a YAML config and `key=value` overrides."
     run_cli_train(argv)          # a console script's return value becomes the exit status: return None
 
 # %% ../nbs/12_cli.ipynb #3faecdbe
-from .evaluation import load_run_model, evaluate_checkpoint   # one loader and one checkpoint loop (09e_evaluation)
+from .training.evaluation import load_run_model, evaluate_checkpoint   # one loader and one checkpoint loop (training/06_evaluation)
 
 def run_cli_eval(argv=None):
     "`cda-eval` with a result: the evaluation dict."

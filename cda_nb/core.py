@@ -14,7 +14,7 @@ __all__ = ['STREAMS', 'KNOWN_COLLISIONS', 'CDAError', 'check_choice', 'seed_ever
            'set_rng_state', 'get_device', 'amp_dtype_for', 'named_oserror', 'atomic_write_bytes', 'atomic_write_text',
            'atomic_write_json', 'atomic_torch_save', 'Sidecar', 'append_jsonl', 'read_jsonl', 'load_torch_file',
            'cache_dir', 'run_dir', 'peak_rss_mb', 'peak_gpu_mb', 'progress_mode', 'LineProgress', 'progress',
-           'rank_world', 'comm_device', 'host_forms', 'accelerator_forms', 'masked_rows_mean']
+           'rank_world', 'comm_device', 'reduce_present_mean', 'host_forms', 'accelerator_forms', 'masked_rows_mean']
 
 # %% ../nbs/00_core.ipynb #a002fcdc
 class CDAError(ValueError):
@@ -152,7 +152,7 @@ def atomic_torch_save(obj, path):
 
 # %% ../nbs/00_core.ipynb #2fbca577
 class Sidecar:
-    "A large, rarely changing part of a method's state, stored beside the checkpoint once per `version` (see `09d_checkpoints`)."
+    "A large, rarely changing part of a method's state, stored beside the checkpoint once per `version` (see `training/05_checkpoints`)."
     def __init__(self, name: str, version: int, payload):
         if not name.replace("_", "").isalnum(): raise CDAError(f"Sidecar name {name!r}: letters, digits and '_' only")
         self.name, self.version, self.payload = name, int(version), payload
@@ -295,6 +295,14 @@ def comm_device() -> torch.device:
     "Where collectives take their tensors: this rank's GPU under nccl, else the CPU (gloo)."
     import torch.distributed as dist
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+def reduce_present_mean(x, present, world=None):
+    "Mean over ranks of per-class rows `x` (C,D), counting only ranks where `present` (C,); returns (mean, present)."
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return x, present
+    s = x.detach() * present[:, None].to(x.dtype); n = present.to(x.dtype).clone()
+    dist.all_reduce(s); dist.all_reduce(n)
+    return s / n.clamp_min(1)[:, None], n > 0
 
 # %% ../nbs/00_core.ipynb #df7f5375
 import contextlib

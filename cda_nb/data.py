@@ -19,9 +19,9 @@ __all__ = ['IGNORE', 'Label', 'CS_LABELS', 'CLASSES19', 'PALETTE19', 'THING19', 
            'CITYSCAPES_LAYOUT', 'SYNTHIA_LAYOUT', 'AUG_DEFAULTS', 'AUG_POLICIES', 'colorize', 'map_ids', 'read_image',
            'read_gta5_label', 'read_cityscapes_label', 'write_gta5_label', 'write_cityscapes_label', 'to_image_tensor',
            'to_label_tensor', 'JointTransform', 'GTA5', 'Cityscapes', 'read_png', 'write_png16', 'read_synthia_label',
-           'write_synthia_label', 'SYNTHIA', 'train_id_counts', 'label_workers', 'label_table', 'class_presence',
-           'class_pixel_counts', 'class_balanced_probs', 'ClassBalancedChoice', 'png_size', 'check_files',
-           'photometric']
+           'write_synthia_label', 'SYNTHIA', 'train_id_counts', 'label_workers', 'label_table', 'presence_cache_key',
+           'class_presence', 'class_pixel_counts', 'class_balanced_probs', 'ClassBalancedChoice', 'png_size',
+           'check_files', 'photometric']
 
 # %% ../nbs/01_data.ipynb #d14e0bd7
 IGNORE = 255
@@ -493,6 +493,14 @@ def label_table(dataset, n_classes=19, cache=None, progress=True, what='class pi
         from cda_nb.core import atomic_write_bytes
         buf = io.BytesIO(); np.save(buf, t); atomic_write_bytes(cache, buf.getvalue())
     return t
+
+import hashlib
+def presence_cache_key(ds) -> str:
+    "Key of a dataset's class-presence table: its root and the names, sizes and mtimes of its label files."
+    h = hashlib.sha1(f"{Path(ds.root).resolve()}|{len(ds)}".encode())
+    for p in ds.label_paths:
+        st = os.stat(p); h.update(f"|{Path(p).name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
 
 def class_presence(dataset, n_classes=19, cache=None, progress=True, workers=None) -> np.ndarray:
     "Bool (N, C): which train ids occur in each item's label; `cache` (a .npy path) stores / reuses the table."

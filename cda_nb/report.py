@@ -179,7 +179,7 @@ def feature_figures(runs_dir, dataset, methods=("source_only", "bcl"), seed=0, o
     "t-SNE / UMAP of source and target pixel features and prototype-distance heatmaps for `methods`; returns paths and numbers."
     import torch, matplotlib.pyplot as plt
     from cda_nb import viz
-    from cda_nb.trainers import data_roots
+    from cda_nb.training.trainer import data_roots
     from cda_nb.data import GTA5, Cityscapes, JointTransform
     from cda_nb.prototypes import masked_mean
     from cda_nb.metrics import prototype_distances, diagonal_ratio
@@ -213,8 +213,8 @@ def feature_figures(runs_dir, dataset, methods=("source_only", "bcl"), seed=0, o
 # %% ../nbs/11_report.ipynb #86fb26d7
 def _load_run_model(d):
     "The model of run folder `d` (`evaluation.load_run_model`, the kit's one loader) and the parts of its config the diagnoses read."
-    from cda_nb.trainers import make_config
-    from cda_nb.evaluation import load_run_model
+    from cda_nb.training.trainer import make_config
+    from cda_nb.training.evaluation import load_run_model
     model, cfg, _ = load_run_model(d)
     c = make_config(**{k: cfg[k] for k in ("dataset", "data_root", "source_root", "target_root", "benchmark_seed", "model",
                                            "model_kwargs", "src_resize", "tgt_resize", "eval_size") if k in cfg})
@@ -223,7 +223,7 @@ def _load_run_model(d):
 def diagnose_source(run_dir, ps=(0.05, 0.1, 0.2, 0.4, 0.7, 1.0), n_bins=10, batch_size=16) -> dict:
     "Reliability (confidence vs accuracy) and CBST label density/accuracy at several `p` of a run's model on target train."
     import torch
-    from cda_nb.trainers import data_roots
+    from cda_nb.training.trainer import data_roots
     from cda_nb.data import Cityscapes, JointTransform
     from cda_nb.metrics import reliability, label_density_accuracy
     from cda_nb.expansion import class_thresholds, static_labels
@@ -248,9 +248,9 @@ def diagnose_source(run_dir, ps=(0.05, 0.1, 0.2, 0.4, 0.7, 1.0), n_bins=10, batc
 def target_bn_eval(run_dir, batch_size: int = 8) -> dict:
     "Val and test mIoU of a run's checkpoint after AdaBN: BatchNorm statistics re-estimated over unlabelled target train."
     import tempfile, shutil, torch
-    from cda_nb.evaluation import evaluate_checkpoint
+    from cda_nb.training.evaluation import evaluate_checkpoint
     from cda_nb.methods.adabn import recompute_bn
-    from cda_nb.trainers import data_roots
+    from cda_nb.training.trainer import data_roots
     from cda_nb.data import Cityscapes, JointTransform
     model, c = _load_run_model(run_dir)
     images = Cityscapes(data_roots(c)[1], "train", transform=JointTransform(resize=c.tgt_resize), labels=False)

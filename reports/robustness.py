@@ -17,7 +17,8 @@ import torch
 from conftest import write_tiny                                   # the tests' tiny GTA5 / Cityscapes fixture
 from cda_nb.core import CDAError, atomic_write_json, atomic_write_text
 from cda_nb.data import write_gta5_label, write_cityscapes_label, read_gta5_label, read_cityscapes_label, GTA5
-from cda_nb.trainers import Trainer, METHODS, Method, register, make_config, train
+from cda_nb.training.trainer import Trainer, METHODS, make_config, train
+from cda_nb.methods.base import Method, register
 from cda_nb.losses import seg_ce
 from cda_nb.cli import run_cli_train, run_cli_eval
 
@@ -276,13 +277,13 @@ def registered(cls):
 class _NaN(Method):
     key = "_nan"
     def losses(self, src, tgt, step):
-        return {"ce_src": seg_ce(self.trainer.model(src["image"]).logits, src["label"]) * (float("nan") if step == 2 else 1.)}
+        return {"ce_src": seg_ce(self.run.model(src["image"]).logits, src["label"]) * (float("nan") if step == 2 else 1.)}
 
 class _InfBN(Method):
     key = "_inf_bn"
-    def losses(self, src, tgt, step): return {"ce_src": seg_ce(self.trainer.model(src["image"]).logits, src["label"])}
+    def losses(self, src, tgt, step): return {"ce_src": seg_ce(self.run.model(src["image"]).logits, src["label"])}
     def after_step(self, step):
-        if step == 0: next(m for m in self.trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)).running_var.fill_(float("inf"))
+        if step == 0: next(m for m in self.run.model.modules() if isinstance(m, torch.nn.BatchNorm2d)).running_var.fill_(float("inf"))
 
 @case("faults", "NaN loss at step 2 (checkpoints every 2 steps)", ("refused", "was left as it was"))
 def _(c):

@@ -74,7 +74,7 @@ def kill_and_resume(tiny_root, tmp_path, method: str, iters: int = 24, min_log_l
     `extra`: more keyword arguments of `train`, as source text (e.g. "model='hrda', ")."""
     import signal, time, torch
     def cmd(out):
-        return [sys.executable, "-c", "from cda_nb.trainers import train; "
+        return [sys.executable, "-c", "from cda_nb.training.trainer import train; "
                 f"train(method={method!r}, data_root={str(tiny_root)!r}, out_dir={str(out)!r}, iters={iters}, init_iters=3, batch_size=2, "
                 f"{extra}crop=(48, 48), log_every=1, ckpt_every=4, progress=False, figures=False, analysis=False, eval_batch_size=4)"]
     ref = subprocess.run(cmd(tmp_path/"ref"), cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cda_nb.trainers import Trainer, train, has_test_labels
+from cda_nb.training.trainer import Trainer, train, has_test_labels
 from cda_nb.minicity import make_minicity
 
 SMALL = dict(iters=2, batch_size=2, crop=(48, 48), log_every=1, ckpt_every=2, progress=False, figures=False,

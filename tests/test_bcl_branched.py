@@ -3,7 +3,7 @@ its prototypes live in the 76-d concatenation of the branch outputs (the officia
 reaches every branch, and the checkpoint of such a run reloads into the same network."""
 import torch
 from cda_nb.models import build_model
-from cda_nb.trainers import Trainer
+from cda_nb.training.trainer import Trainer
 from test_no_target_labels import SMALL
 
 BR = dict(SMALL, model_kwargs={"aspp_rates": [2, 4, 6, 8]})

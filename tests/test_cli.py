@@ -14,7 +14,7 @@ def _script(name, *args, cwd=None):
     return subprocess.run([exe, *map(str, args)], cwd=cwd or ROOT, capture_output=True, text=True, timeout=900)
 
 def test_help_lists_methods_and_parameters():
-    from cda_nb.trainers import METHODS, TrainConfig
+    from cda_nb.training.trainer import METHODS, TrainConfig
     import dataclasses
     r = _script("cda-train", "--help")
     assert r.returncode == 0, r.stderr
@@ -50,7 +50,7 @@ def test_shipped_configs_say_only_what_differs(path):
     defaults (`TrainConfig`, `DATASET_DEFAULTS`, `Method`)."""
     import dataclasses
     from cda_nb.cli import read_yaml_config, _merge
-    from cda_nb.trainers import make_config, METHODS
+    from cda_nb.training.trainer import make_config, METHODS
     own = yaml.safe_load(path.read_text()); bases = own.pop("base", None)
     bases = [] if bases is None else [bases] if isinstance(bases, str) else bases
     inherited = {}
@@ -95,7 +95,7 @@ def cli_run(tmp_path_factory):
                 f"out_dir={tmp/'cli'}")
     assert r.returncode == 0, r.stderr[-3000:]
     d = yaml.safe_load((ROOT/"configs/minicity/source_only.yaml").read_text())
-    p = run_py(f"from cda_nb.trainers import train; train(**{ {**d, **over, 'out_dir': str(tmp/'api')}!r})")
+    p = run_py(f"from cda_nb.training.trainer import train; train(**{ {**d, **over, 'out_dir': str(tmp/'api')}!r})")
     assert p.returncode == 0, p.stderr[-3000:]
     return dict(tmp=tmp, data=data, stdout=r.stdout, cli=tmp/"cli/minicity/source_only/seed0", api=tmp/"api/minicity/source_only/seed0")
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
-import cda_nb.methods.clst                     # registers "clst" (until trainers.py imports it)
+import cda_nb.methods.clst                     # (registered by cda_nb.training.config as well)
 from cda_nb.methods.clst import (EnsembleStore, class_mean_contrast, crop_cells, coord_map, Located, COORD_BASE,
                                  grid_shape)
 from cda_nb.data import JointTransform
-from cda_nb.trainers import METHODS, Trainer, train
+from cda_nb.training.trainer import METHODS, Trainer, train
 from test_no_target_labels import SMALL, _corrupt, _same, _weights
 
 def _reference(visits, C, G, m):
@@ -100,7 +100,7 @@ def test_clst_never_reads_target_labels(tiny_root, tmp_path):
     assert m1["miou"] == m2["miou"] and _same(_weights(tmp_path/"a", "clst"), _weights(tmp_path/"b", "clst"))
     assert m1["pseudo_labels"] != m2["pseudo_labels"]          # the analysis does read them, after training
     tr = Trainer(method="clst", data_root=str(tiny_root), out_dir=str(tmp_path/"c"), **SMALL)
-    ts = tr.method.target_stream(tr)                             # what the trainer draws target batches from
+    ts = tr.method.target_stream(tr.context)                             # what the trainer draws target batches from
     assert isinstance(ts, Located) and ts.ds.labels is False
     assert "label" not in ts[0]
 
@@ -125,7 +125,7 @@ def test_shipped_configs(dataset):
     from conftest import ROOT
     from cda_nb.cli import load_run_config
     cfg = load_run_config(ROOT/"configs"/dataset/"clst.yaml")
-    from cda_nb.trainers import METHODS
+    from cda_nb.training.trainer import METHODS
     assert (cfg.method, cfg.dataset) == ("clst", dataset)
     assert (cfg.init or METHODS["clst"].default_init) == "source_only"       # configs say only what differs from the defaults
     if dataset != "minicity": assert cfg.model == "deeplabv2" and cfg.batch_size == 2 and cfg.tgt_resize == (512, 1024)

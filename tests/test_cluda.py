@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from cda_nb.methods.dacs import RareClassChoice, rcs_probs, feature_distance, downscale_labels
 from cda_nb.methods.cluda import pixel_infonce, cluda_contrast, PAIRS
-from cda_nb.trainers import METHODS, Trainer, train
+from cda_nb.training.trainer import METHODS, Trainer, train
 from test_no_target_labels import SMALL, _same, _weights
 
 def _brute(z, y, tau, allowed):

@@ -10,7 +10,7 @@ from conftest import ROOT
 
 SCRIPT = '''
 import sys, torch, torch.distributed as dist
-from cda_nb.trainers import Trainer
+from cda_nb.training.trainer import Trainer
 root, out = sys.argv[1], sys.argv[2]
 tr = Trainer(method="bcl", data_root=root, out_dir=out, iters=4, init_iters=4, batch_size=2, crop=(48, 48), log_every=1,
              ckpt_every=2, progress=False, figures=True, analysis=True)
@@ -22,7 +22,7 @@ dist.destroy_process_group()
 
 RESUME = '''
 import sys, collections, torch, torch.distributed as dist
-from cda_nb.trainers import Trainer
+from cda_nb.training.trainer import Trainer
 root, out = sys.argv[1], sys.argv[2]
 kw = dict(method="clst", data_root=root, out_dir=out, iters=4, init_iters=2, batch_size=2, crop=(48, 48), log_every=1,
           ckpt_every=2, progress=False, figures=False, analysis=False)
@@ -62,17 +62,18 @@ dist.destroy_process_group()
 NAN = '''
 import sys, torch, torch.distributed as dist
 from cda_nb.core import CDAError
-from cda_nb.trainers import Trainer, Method, register
-from cda_nb.checkpoints import NonFiniteLoss
-from cda_nb.ddp import ddp_setup
+from cda_nb.training.trainer import Trainer
+from cda_nb.methods.base import Method, register
+from cda_nb.training.checkpoints import NonFiniteLoss
+from cda_nb.training.ddp import ddp_setup
 from cda_nb.losses import seg_ce
 root, out = sys.argv[1], sys.argv[2]
 @register
 class _NanOnRank1(Method):
     key = "_nan_rank1"
     def losses(self, src, tgt, step):
-        ce = seg_ce(self.trainer.model(src["image"]).logits, src["label"])
-        return {"ce_src": ce * (float("nan") if step == 1 and self.trainer.rank == 1 else 1.)}
+        ce = seg_ce(self.run.model(src["image"]).logits, src["label"])
+        return {"ce_src": ce * (float("nan") if step == 1 and self.run.rank == 1 else 1.)}
 tr = Trainer(method="_nan_rank1", data_root=root, out_dir=out, iters=4, batch_size=2, crop=(48, 48), log_every=1, ckpt_every=2,
              progress=False, figures=False, analysis=False)
 try: tr.fit(); msg = "finished"
@@ -131,7 +132,7 @@ def test_two_process_resume_every_rank(tiny_root, tmp_path):
     assert _same(a["full"]["model"], b["full"]["model"])
     assert not _same(a["full"]["method"]["store"], b["full"]["method"]["store"])   # rank-local: rank 1's own ensemble
     from cda_nb.core import CDAError
-    from cda_nb.trainers import Trainer
+    from cda_nb.training.trainer import Trainer
     with pytest.raises(CDAError, match="written by a run of 2 processes"):     # one process may not resume it
         Trainer(method="clst", data_root=str(tiny_root), out_dir=str(out), iters=4, init_iters=2, batch_size=2, crop=(48, 48),
                 ckpt_every=2, progress=False, tag="resumed")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from cda_nb.devcheck import DeviceCheck
-from cda_nb.trainers import METHODS, Trainer
+from cda_nb.training.trainer import METHODS, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(iters=2, init_iters=2, batch_size=2, crop=(48, 48), log_every=100, ckpt_every=100, progress=False, figures=False,
@@ -36,7 +36,7 @@ def test_at_most_four_syncs_per_step(method, tiny_root, tmp_path):
 
 def test_static_labels_beside_the_checkpoint(tiny_root, tmp_path):
     "self_training's labels live in a sidecar written once per refresh; the checkpoint refers to it; resume reads it back."
-    from cda_nb.checkpoints import checkpoint_bytes
+    from cda_nb.training.checkpoints import checkpoint_bytes
     from cda_nb.core import CDAError
     kw = dict(TINY, iters=6, ckpt_every=2, data_root=str(tiny_root), out_dir=str(tmp_path))
     Trainer(method="source_only", **kw).fit()
@@ -68,7 +68,7 @@ def test_sdca_statistics_not_recomputed_on_resume(tiny_root, tmp_path, monkeypat
     from cda_nb.methods.sdca import SDCA
     calls = []
     orig = SDCA.init_statistics
-    monkeypatch.setattr(SDCA, "init_statistics", lambda self: (calls.append(self.trainer.step), orig(self))[1])
+    monkeypatch.setattr(SDCA, "init_statistics", lambda self: (calls.append(self.run._run.step), orig(self))[1])
     kw = dict(TINY, iters=4, ckpt_every=2, data_root=str(tiny_root), out_dir=str(tmp_path))
     Trainer(method="source_only", **kw).fit()
     t = Trainer(method="sdca", **kw)
@@ -82,7 +82,7 @@ def test_sdca_statistics_not_recomputed_on_resume(tiny_root, tmp_path, monkeypat
 def test_source_model_depends_on_settings_not_launch_order(tiny_root, tmp_path, capsys):
     "Two adapting runs whose source-only settings differ never share a source model; each gets one trained with exactly its settings."
     import json
-    from cda_nb.trainers import source_config, source_identity, config_diff
+    from cda_nb.training.trainer import source_config, source_identity, config_diff
     kw = dict(TINY, data_root=str(tiny_root), out_dir=str(tmp_path))
     a = Trainer(method="self_training", **kw)                                   # trains source_only/ with crop 48
     b = Trainer(method="self_training", **{**kw, "crop": (40, 40), "tag": "c40"})  # another crop: its own source model
@@ -112,8 +112,8 @@ def test_resume_never_retrains_a_deleted_source_run(tiny_root, tmp_path):
 def test_committed_source_run_counts_absent_fields_as_defaults(tmp_path):
     "A committed config.json written before a field existed (warmup_iters) still identifies its run."
     import json
-    from cda_nb import trainers
-    from cda_nb.trainers import make_config, source_config, source_identity, committed_source_run
+    from cda_nb.training import trainer as trainers
+    from cda_nb.training.trainer import make_config, source_config, source_identity, committed_source_run
     cfg = make_config(method="bcl")
     d = tmp_path/"minicity/source_only/seed0"; d.mkdir(parents=True)
     stored = {**source_identity(source_config(cfg)), "minicity_version": trainers.MINICITY_VERSION}

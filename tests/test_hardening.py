@@ -6,7 +6,8 @@ import nbformat, pytest, torch
 from PIL import Image
 from conftest import ROOT
 from cda_nb.core import CDAError, atomic_write_json, atomic_write_text
-from cda_nb.trainers import Trainer, TrainConfig, METHODS, Method, register, make_config, train
+from cda_nb.training.trainer import Trainer, TrainConfig, METHODS, make_config, train
+from cda_nb.methods.base import Method, register
 from cda_nb.losses import seg_ce
 
 NBS = ROOT/"nbs"
@@ -98,10 +99,10 @@ def inf_bn_method():
     class _InfBN(Method):
         "Finite loss, but a BatchNorm statistic becomes inf after step `at` (train-mode BN never reads it)."
         key, at = "_inf_bn", 0
-        def losses(self, src, tgt, step): return {"ce_src": seg_ce(self.trainer.model(src["image"]).logits, src["label"])}
+        def losses(self, src, tgt, step): return {"ce_src": seg_ce(self.run.model(src["image"]).logits, src["label"])}
         def after_step(self, step):
             if step == self.at:
-                bn = next(m for m in self.trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+                bn = next(m for m in self.run.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
                 bn.running_var.fill_(float("inf"))
     yield _InfBN
     del METHODS["_inf_bn"]

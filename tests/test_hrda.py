@@ -5,7 +5,7 @@ import json, math
 import pytest
 import torch
 from cda_nb.hrda import HRDA, MultiResOutput
-from cda_nb.trainers import Trainer, train
+from cda_nb.training.trainer import Trainer, train
 from test_no_target_labels import SMALL, _same, _weights
 
 HR = dict(SMALL, model="hrda", model_kwargs={"base": "small", "crop": [32, 32]})

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cda_nb.trainers import METHODS, Trainer, train
+from cda_nb.training.trainer import METHODS, Trainer, train
 
 SMALL = dict(iters=3, init_iters=3, batch_size=2, crop=(48, 48), log_every=1, ckpt_every=3, progress=False, figures=False, eval_batch_size=4)
 
@@ -51,7 +51,7 @@ def test_only_oracle_builds_labelled_target(tiny_root, tmp_path):
         tr = Trainer(method=key, data_root=str(tiny_root), out_dir=str(tmp_path/key), **SMALL)
         if "target" in tr.data:
             assert tr.data["target"].labels == (key == "oracle"), key
-            stream = tr.method.target_stream(tr)                         # what the target batches come from
+            stream = tr.method.target_stream(tr.context)                         # what the target batches come from
             base = getattr(stream, "ds", stream)                         # PseudoLabeled wraps the unlabelled set
             assert base.labels == (key == "oracle"), key
             assert ("label" in stream[0]) == (key == "oracle"), key

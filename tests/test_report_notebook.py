@@ -1,7 +1,7 @@
 "nbs/report.ipynb through papermill on tiny runs: the dataset report with tables, calibration, pseudo labels and feature figures."
 import json, subprocess, sys
 from conftest import ROOT
-from cda_nb.trainers import train
+from cda_nb.training.trainer import train
 
 def test_report_notebook(tiny_root, tmp_path):
     runs = tmp_path/"runs"

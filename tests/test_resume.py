@@ -5,7 +5,7 @@ import torch
 from conftest import ROOT
 
 def _cmd(root, out, iters=40):
-    return [sys.executable, "-c", f"from cda_nb.trainers import train; train(method='source_only', data_root={str(root)!r}, "
+    return [sys.executable, "-c", f"from cda_nb.training.trainer import train; train(method='source_only', data_root={str(root)!r}, "
             f"out_dir={str(out)!r}, iters={iters}, batch_size=2, crop=(48, 48), log_every=1, ckpt_every=5, progress=False, figures=False)"]
 
 def test_sigkill_and_resume(tiny_root, tmp_path):

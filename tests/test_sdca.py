@@ -4,15 +4,15 @@ import json, signal, subprocess, sys, time
 import pytest
 import torch
 from conftest import ROOT
-import cda_nb.methods.sdca  # noqa: F401  (registers "sdca" until cda_nb.trainers imports it)
-from cda_nb.trainers import train
+import cda_nb.methods.sdca  # noqa: F401  (registered by cda_nb.training.config as well)
+from cda_nb.training.trainer import train
 
 ITERS, SSL = 30, 12           # steps 18..29 are the SSL stage
 KW = dict(iters=ITERS, init_iters=4, batch_size=2, crop=(48, 48), log_every=1, ckpt_every=1, progress=False, figures=False,
           method_params={"ssl_iters": SSL, "delta": 0.5, "max_pixels": 64})
 
 def _cmd(root, out):
-    return [sys.executable, "-c", "import cda_nb.methods.sdca; from cda_nb.trainers import train; "
+    return [sys.executable, "-c", "import cda_nb.methods.sdca; from cda_nb.training.trainer import train; "
             f"train(method='sdca', data_root={str(root)!r}, out_dir={str(out)!r}, **{KW!r})"]
 
 def test_sigkill_inside_ssl_stage_and_resume(tiny_root, tmp_path):

@@ -1,6 +1,6 @@
 "The target-BatchNorm control and the post-hoc AdaBN re-scoring agree, and the re-scoring never reads target-train labels."
 import json, shutil
-from cda_nb.trainers import train
+from cda_nb.training.trainer import train
 from cda_nb.report import target_bn_eval, cached_target_bn_eval
 
 KW = dict(iters=3, init_iters=3, batch_size=2, crop=(48, 48), log_every=1, progress=False, figures=False, analysis=False)

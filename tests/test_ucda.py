@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from cda_nb.methods.ucda import (pair_contrast, sample_per_class, sample_memory, batch_thresholds, WindowPrototypes, expand_labels, adaptive_labels,
                                  multiscale_probs, UCDA)
-from cda_nb.trainers import METHODS, Trainer, train
+from cda_nb.training.trainer import METHODS, Trainer, train
 from test_no_target_labels import SMALL, _corrupt, _same, _weights
 
 def _reference(anchors, labels, keys, key_labels, tau, w):
@@ -125,7 +125,7 @@ def test_ucda_never_reads_target_labels(tiny_root, tmp_path):
     assert m1["miou"] == m2["miou"] and _same(_weights(tmp_path/"a", "ucda"), _weights(tmp_path/"b", "ucda"))
     assert m1["pseudo_labels"] != m2["pseudo_labels"]          # the analysis does read them, after training
     tr = Trainer(method="ucda", data_root=str(tiny_root), out_dir=str(tmp_path/"c"), **SMALL)
-    ts = tr.method.target_stream(tr)
+    ts = tr.method.target_stream(tr.context)
     assert ts.labels is False and "label" not in ts[0]
 
 @pytest.mark.parametrize("params", [{}, {"expansion": False, "in_domain": False}, {"multiscale": False, "adaptive": False, "cross_domain": False},

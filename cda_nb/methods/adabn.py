@@ -31,16 +31,16 @@ class AdaBN(Method):
     defaults = dict(target_bn=True, recompute=False)
 
     def losses(self, src, tgt, step):
-        model = self.trainer.model
+        model = self.run.model
         terms = {"ce_src": seg_ce(model(src["image"]).logits, src["label"])}
         if self.hp["target_bn"]:
             with torch.no_grad(): model(tgt["image"])        # running statistics see the target; nothing else does
         return terms
 
     def after_step(self, step):
-        t = self.trainer
-        if self.hp["recompute"] and step == t.cfg.iters - 1:
-            images, bs = t.target_images(), t.cfg.eval_batch_size
+        t = self.run
+        if self.hp["recompute"] and step == t.iters - 1:
+            images, bs = t.target_images(), t.eval_batch_size
             batches = (torch.stack([images[j]["image"] for j in range(i, min(i + bs, len(images)))]).to(t.device)
                        for i in range(0, len(images), bs))
             recompute_bn(t.model, batches)

@@ -14,8 +14,9 @@ from ..prototypes import masked_mean, gather_pixels, ProtoBank
 from ..calibration import bank_bias, calibrated_protos, bias_norm
 from ..expansion import dynamic_labels, hybrid_labels, static_labels, class_thresholds
 from ..metrics import label_density_accuracy
-from ..ddp import reduce_present_mean
-from .base import register, frozen_copy, tail_stage
+from ..core import reduce_present_mean
+from .base import register, tail_stage
+from ..teachers import frozen_copy
 from .self_training import SelfTraining
 from ..metrics import pool_density_accuracy
 
@@ -38,14 +39,14 @@ class BCL(SelfTraining):
         "The contrasted representation: signed classifier-level outputs (official code) or the decoder features."
         return (out.classifier_feats if self.hp["feat"] == "classifier" else out.feats).float()
 
-    def setup(self, trainer):
-        super().setup(trainer)
+    def setup(self, run):
+        super().setup(run)
         C = len(CLASSES19)
-        D = getattr(trainer.model, "cls_feat_dim", C) if self.hp["feat"] == "classifier" else trainer.model.feat_dim
-        self.src_bank = ProtoBank(C, D, self.hp["momentum"]).to(trainer.device)
-        self.tgt_bank = ProtoBank(C, D, self.hp["momentum"]).to(trainer.device)
+        D = getattr(run.model, "cls_feat_dim", C) if self.hp["feat"] == "classifier" else run.model.feat_dim
+        self.src_bank = ProtoBank(C, D, self.hp["momentum"]).to(run.device)
+        self.tgt_bank = ProtoBank(C, D, self.hp["momentum"]).to(run.device)
         self._batch, self.teacher = None, None
-        self.stages(trainer.cfg.iters)                                # checks distill_iters against iters
+        self.stages(run.iters)                                # checks distill_iters against iters
 
     # -- the optional self-distillation stage (supplement eq. 2): the last `distill_iters` steps of the run --
     def stages(self, iters):
@@ -54,25 +55,26 @@ class BCL(SelfTraining):
 
     def before_step(self, step):
         d = self.hp["distill_iters"]
-        if d and step == self.trainer.cfg.iters - d and self.teacher is None: self.start_distillation(step)
+        if d and step == self.run.iters - d and self.teacher is None: self.start_distillation(step)
         super().before_step(step)
 
     def start_distillation(self, step):
         "Freeze the adapted model as the teacher, restart the student from the initial (source) weights, relabel with the teacher."
-        t = self.trainer
+        t = self.run
         self.teacher = self._frozen_copy()
-        if t.init_from: t.model.load_state_dict(t.initial_state())
-        t.opt.state.clear()
+        start = t.initial_state()                                   # None: the run started from fresh weights
+        if start is not None: t.model.load_state_dict(start)
+        t.reset_optimizer()
         self.refresh(step)
 
-    def _frozen_copy(self): return frozen_copy(self.trainer.model)
+    def _frozen_copy(self): return frozen_copy(self.run.model)
 
     @property
     def labeller(self):
         "Static labels come from the teacher during distillation, from the model before."
         if self.teacher is None: return None
         def lg(images):
-            with torch.no_grad(), self.teacher_bn(): return self.teacher(images.to(self.trainer.device)).logits.float()
+            with torch.no_grad(), self.teacher_bn(): return self.teacher(images.to(self.run.device)).logits.float()
         return lg
 
     def teacher_bn(self):
@@ -144,7 +146,7 @@ class BCL(SelfTraining):
 @torch.no_grad()
 def _analyze(self, inputs, n_images=100, Ts=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), ps=(0.02, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)):
     "Table 4 / supplement Fig. 2 analogue: density and accuracy of static, dynamic (without / with calibration) and hybrid labels."
-    t, C, labelled, bs = self.trainer, len(CLASSES19), inputs.labelled_target, inputs.batch_size
+    t, C, labelled, bs = self.run, len(CLASSES19), inputs.labelled_target, inputs.batch_size
     src = inputs.source()
     n = min(len(labelled), n_images)
     g = torch.Generator().manual_seed(inputs.seed)

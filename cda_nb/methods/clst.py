@@ -15,7 +15,7 @@ from ..losses import seg_ce, proto_contrast
 from ..prototypes import masked_mean, resize_labels, ProtoBank, projection_head, project, class_centroids
 from ..metrics import prototype_distances, diagonal_ratio
 from .base import Method, register
-from ..ddp import reduce_present_mean
+from ..core import reduce_present_mean
 
 # %% auto #0
 __all__ = ['COORD_BASE', 'STORE_DTYPES', 'coord_map', 'Located', 'grid_shape', 'crop_cells', 'EnsembleStore',
@@ -175,21 +175,21 @@ class CLST(Method):
     ranges = {"tau": (0, None, False, False), "momentum_ens": (0, 1, True, False), "momentum_proto": (0, 1, True, True), "store_stride": (1, None, True, False),
               "proj_dim": (1, None, True, False), "proj_hidden": (1, None, True, False)}
 
-    def setup(self, trainer):
-        super().setup(trainer)
+    def setup(self, run):
+        super().setup(run)
         h, C = self.hp, len(CLASSES19)
-        self.images = trainer.target_images()                        # unlabelled, resized, not augmented
-        self.stream = Located(self.images, trainer.augment())           # what `target_stream` gives the trainer
+        self.images = run.target_images()                        # unlabelled, resized, not augmented
+        self.stream = Located(self.images, run.augment())           # what `target_stream` gives the run
         self.store = EnsembleStore(C, h["momentum_ens"], h["store_stride"], h["store_dtype"])
         self.head, self.bank = None, None
         if h["contrast"]:
-            self.head = projection_head(trainer.model.feat_dim, h["proj_hidden"], h["proj_dim"]).to(trainer.device)
-            self.bank = ProtoBank(C, h["proj_dim"], h["momentum_proto"]).to(trainer.device)
+            self.head = projection_head(run.model.feat_dim, h["proj_hidden"], h["proj_dim"]).to(run.device)
+            self.bank = ProtoBank(C, h["proj_dim"], h["momentum_proto"]).to(run.device)
         self._src, self._conf = None, float("nan")
 
     def parameters(self): return [] if self.head is None else list(self.head.parameters())
 
-    def target_stream(self, trainer):
+    def target_stream(self, run):
         "Target crops that know which pixels of their full image they show (`coords`), never a target label."
         return self.stream
 
@@ -203,7 +203,7 @@ class CLST(Method):
         return torch.where(cells >= 0, y, torch.full_like(y, IGNORE)), conf * (cells >= 0)
 
     def losses(self, src, tgt, step):
-        t, h = self.trainer, self.hp
+        t, h = self.run, self.hp
         out_s, out_t = t.model(src["image"]), t.model(tgt["image"])
         y_t, conf = self.pseudo_labels(out_t.logits, tgt)
         terms = {"ce_src": h["lambda_seg_s"] * seg_ce(out_s.logits, src["label"]),
@@ -260,7 +260,7 @@ def plot_centroids(panels: dict, classes=CLASSES19):
 @torch.no_grad()
 def _analyze(self: CLST, inputs, n_images: int = 100):
     "Ensemble-label density/accuracy on target train and the Figure 1 analogue (class centroids before/after)."
-    t, C, bs = self.trainer, len(CLASSES19), self.trainer.cfg.eval_batch_size
+    t, C, bs = self.run, len(CLASSES19), self.run.eval_batch_size
     labelled = inputs.labelled_target
     n = min(len(labelled), n_images)
     tgt_items = [labelled[i] for i in range(n)]
@@ -286,9 +286,10 @@ def _analyze(self: CLST, inputs, n_images: int = 100):
             return o.feats.float() if head is None else project(head, o.feats)
         return f
     models = {"features_after": (t.model, None)}
-    if t.init_from:
+    start = t.initial_state()                                       # None: the run started from fresh weights
+    if start is not None:
         before = copy.deepcopy(t.model)
-        before.load_state_dict(t.initial_state())
+        before.load_state_dict(start)
         models = {"features_before": (before, None), **models}
     if self.head is not None: models["projections_after"] = (t.model, self.head)
     cents, summary = {}, {}
@@ -299,11 +300,8 @@ def _analyze(self: CLST, inputs, n_images: int = 100):
         summary[k] = {"diagonal_ratio": diagonal_ratio(prototype_distances(s, tc, pres, pres)), "classes": int(pres.sum())}
     res["centroids"] = summary
     if t.is_main:
-        atomic_torch_save(cents, t.dir/"clst_centroids.pt")
-        if t.cfg.figures:
-            import matplotlib.pyplot as plt
-            fig = plot_centroids({k.replace("_", " "): v for k, v in cents.items()})
-            fig.savefig(t.dir/"figures"/"clst_centroids.png", dpi=110, bbox_inches="tight"); plt.close(fig)
+        t.save_artifact("clst_centroids.pt", cents)
+        if t.figures: t.save_figure("clst_centroids.png", plot_centroids({k.replace("_", " "): v for k, v in cents.items()}))
     return res
 
 CLST.analyze = _analyze

@@ -141,18 +141,18 @@ class CLUDA(DACS):
                   max_keys=(2, None, True, False))
     choices = dict(DACS.choices, features=("fusion", "feats"), pairs=PAIRS, mr_cl=MR_CL)
 
-    def setup(self, trainer):
-        super().setup(trainer)
+    def setup(self, run):
+        super().setup(run)
         self.fusion = None
         if self.hp["features"] == "fusion":
             with torch.no_grad():
-                was = trainer.model.training; trainer.model.eval()
-                o = trainer.model(torch.zeros(1, 3, 64, 64, device=trainer.device)); trainer.model.train(was)
-            if not o.levels: raise CDAError(f"model {trainer.cfg.model!r} exposes no encoder levels (SegOutput.levels) for cluda's "
+                was = run.model.training; run.model.eval()
+                o = run.model(torch.zeros(1, 3, 64, 64, device=run.device)); run.model.train(was)
+            if not o.levels: raise CDAError(f"model {run.model_name!r} exposes no encoder levels (SegOutput.levels) for cluda's "
                                             f"fusion module; set method_params.features: feats to contrast its own features")
-            self.fusion = LevelFusion([l.shape[1] for l in o.levels], self.hp["dim"]).to(trainer.device)
-        self.mr = isinstance(trainer.model, HRDA) and self.hp["mr_cl"] != "lr"          # eqs. 7-8 need an HRDA model
-        self.delta = attention_head(trainer.model.feat_dim, 1).to(trainer.device) if self.mr and self.hp["mr_cl"] == "weighted" else None
+            self.fusion = LevelFusion([l.shape[1] for l in o.levels], self.hp["dim"]).to(run.device)
+        self.mr = isinstance(run.model, HRDA) and self.hp["mr_cl"] != "lr"          # eqs. 7-8 need an HRDA model
+        self.delta = attention_head(run.model.feat_dim, 1).to(run.device) if self.mr and self.hp["mr_cl"] == "weighted" else None
         self._delta = float("nan")
 
     def parameters(self): return [m for x in (self.fusion, self.delta) if x is not None for m in x.parameters()]
@@ -165,7 +165,7 @@ class CLUDA(DACS):
         return F.normalize(f.float(), dim=1)
 
     def losses(self, src, tgt, step):
-        t, h = self.trainer, self.hp
+        t, h = self.run, self.hp
         terms, o = self.step_outputs(src, tgt, step)
         g = t.generator("cluda")
         kw = dict(tau=h["tau"], pairs=h["pairs"], max_anchors=h["max_anchors"], max_keys=h["max_keys"], g=g)
@@ -183,7 +183,7 @@ class CLUDA(DACS):
         "Eq. 7 (`mr_cl=\"weighted\"`) or 8 (`\"sum\"`) on a `MultiResOutput`: LR anchors and keys plus HR anchors against the LR keys."
         H, W = y.shape[-2:]; y1, y2, x1, x2 = out.box
         zl = self.embed(out.lr); gl = tuple(zl.shape[-2:])
-        fm, s = self.hp["fm_size"], self.trainer.model.scale           # HR cells as dense as LR ones, times 1/scale
+        fm, s = self.hp["fm_size"], self.run.model.scale           # HR cells as dense as LR ones, times 1/scale
         zh = self.embed(out.hr, (max(1, round(fm * (y2 - y1) / (H * s))), max(1, round(fm * (x2 - x1) / (W * s)))) if fm else None)
         gh = tuple(zh.shape[-2:])
         wl, wh = mix_weights(pasted, gamma, gl, len(y), y.device), mix_weights(None if pasted is None else pasted[:, y1:y2, x1:x2], gamma, gh, len(y), y.device)

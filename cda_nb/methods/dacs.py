@@ -12,12 +12,12 @@ from ..data import IGNORE, CLASSES19, THING_CLASSES, class_pixel_counts
 from ..losses import seg_ce
 from ..models import batch_stats
 from ..hrda import HRDA, seg_loss
-from ..streams import presence_cache_key
-from .base import Method, register, frozen_copy
+from ..data import presence_cache_key
+from .base import Method, register
+from ..teachers import frozen_copy, ema_update
 
 # %% auto #0
-__all__ = ['classmix_masks', 'mix', 'ema_update', 'rcs_probs', 'RareClassChoice', 'downscale_labels', 'feature_distance',
-           'lr_feats', 'DACS']
+__all__ = ['classmix_masks', 'mix', 'rcs_probs', 'RareClassChoice', 'downscale_labels', 'feature_distance', 'lr_feats', 'DACS']
 
 # %% ../../nbs/methods/dacs.ipynb #92178447
 def classmix_masks(src_labels, g: torch.Generator) -> torch.Tensor:
@@ -45,20 +45,6 @@ def mix(mask, a, b):
     "Where `mask` (B,H,W), take `a`, else `b`; `a`, `b` are (B,C,H,W) or (B,H,W)."
     m = mask if a.dim() == 3 else mask[:, None]
     return torch.where(m, a, b)
-
-# %% ../../nbs/methods/dacs.ipynb #8527c482
-@torch.no_grad()
-def ema_update(teacher, student, step: int, alpha: float = 0.999):
-    "teacher <- a_t teacher + (1 - a_t) student, a_t = min(1 - 1/(step+1), alpha) (DAFormer)."
-    a = min(1 - 1 / (step + 1), alpha)
-    tp, sp = list(teacher.parameters()), [s.detach() for s in student.parameters()]
-    fb = [(t, s) for t, s in zip(teacher.buffers(), student.buffers()) if t.is_floating_point()]
-    tl, sl = tp + [t for t, _ in fb], sp + [s for _, s in fb]
-    if tl:                                             # one multi-tensor kernel for all (MiT-B5: 2,224 launches otherwise)
-        torch._foreach_mul_(tl, a); torch._foreach_add_(tl, sl, alpha=1 - a)
-    for t, s in zip(teacher.buffers(), student.buffers()):
-        if not t.is_floating_point(): t.copy_(s)
-    return a
 
 # %% ../../nbs/methods/dacs.ipynb #52d92674
 def rcs_probs(counts, temperature: float = 0.01) -> np.ndarray:
@@ -129,19 +115,19 @@ class DACS(Method):
     ranges = {"alpha": (0, 1, True, True), "threshold": (0, 1, True, False), "rcs_temperature": (0, None, True, False), "rcs_min_share": (0, 1, True, True)}
     choices = {"teacher_bn": ("train", "eval")}
 
-    def setup(self, trainer):
-        super().setup(trainer)
-        self.teacher = frozen_copy(trainer.model)
-        self.fd_ref = frozen_copy(trainer.model) if self.hp["lambda_fd"] > 0 else None   # the network as the run starts
+    def setup(self, run):
+        super().setup(run)
+        self.teacher = frozen_copy(run.model)
+        self.fd_ref = frozen_copy(run.model) if self.hp["lambda_fd"] > 0 else None   # the network as the run starts
         self._w = float("nan")
 
-    def source_chooser(self, trainer):
+    def source_chooser(self, run):
         "Rare-class sampling (DAFormer) unless `rcs_temperature` is 0 or the run sets `source_sampling` itself."
-        c, ds = trainer.cfg, trainer.data.get("source")
-        if c.source_sampling or not self.hp["rcs_temperature"] or ds is None: return super().source_chooser(trainer)
+        ds = run.source_set
+        if run.source_sampling or not self.hp["rcs_temperature"] or ds is None: return super().source_chooser(run)
         counts = class_pixel_counts(ds, len(CLASSES19), cache=cache_dir()/f"pixel-counts-{presence_cache_key(ds)}.npy",
-                                    progress=c.progress)
-        return RareClassChoice(counts, self.hp["rcs_temperature"], self.hp["rcs_min_share"], c.seed)
+                                    progress=run.progress)
+        return RareClassChoice(counts, self.hp["rcs_temperature"], self.hp["rcs_min_share"], run.seed)
 
     @torch.no_grad()
     def pseudo_labels(self, image):
@@ -153,7 +139,7 @@ class DACS(Method):
 
     def step_outputs(self, src, tgt, step) -> tuple:
         "(loss terms, dict of what was computed: out_s, out_m, y_m, paste mask, per-image weights w)."
-        t, h = self.trainer, self.hp
+        t, h = self.run, self.hp
         out_s = t.model(src["image"])
         terms = {"ce_src": seg_loss(out_s, src["label"])}
         if self.fd_ref is not None:
@@ -174,7 +160,7 @@ class DACS(Method):
         return terms, dict(out_s=out_s, out_m=out_m, y_m=y, mask=m, w=w)
 
     def losses(self, src, tgt, step): return self.step_outputs(src, tgt, step)[0]
-    def after_step(self, step): ema_update(self.teacher, self.trainer.model, step, self.hp["alpha"])
+    def after_step(self, step): ema_update(self.teacher, self.run.model, step, self.hp["alpha"])
     def log_items(self): return {"pl_weight": round(float(self._w), 4)}
     def state_dict(self): return {"teacher": self.teacher.state_dict()}
     def load_state_dict(self, d): self.teacher.load_state_dict(d["teacher"])

@@ -13,7 +13,6 @@ from ..expansion import StaticLabels, PseudoLabeled
 from ..losses import seg_ce, lovasz_softmax, sdca_bound_loss
 from ..prototypes import GaussianStats, gather_pixels, resize_labels, sample_labelled
 from .base import Method, register, tail_stage
-from ..streams import source_dataset
 from ..metrics import pool_density_accuracy
 
 # %% auto #0
@@ -158,24 +157,23 @@ class SDCA(Method):
         for k, ok in (("form", FORMS), ("delta_on", ("softmax", "logits"))):
             if k in params and params[k] not in ok: raise CDAError(f"sdca {k}={params[k]!r}: choose one of {', '.join(ok)}")
 
-    def setup(self, trainer):
-        super().setup(trainer)
-        h, m, C = self.hp, trainer.model, len(CLASSES19)
-        self.stages(trainer.cfg.iters)                                # checks ssl_iters against iters
-        self.feat_stats = GaussianStats(C, m.feat_dim, diagonal=h["diagonal"]).to(trainer.device)
-        self.out_stats = GaussianStats(C, C, diagonal=h["diagonal"]).to(trainer.device)
+    def setup(self, run):
+        super().setup(run)
+        h, m, C = self.hp, run.model, len(CLASSES19)
+        self.stages(run.iters)                                # checks ssl_iters against iters
+        self.feat_stats = GaussianStats(C, m.feat_dim, diagonal=h["diagonal"]).to(run.device)
+        self.out_stats = GaussianStats(C, C, diagonal=h["diagonal"]).to(run.device)
         self.store = StaticLabels(p=h["ssl_median"], cap=h["ssl_cap"])
-        self.images = trainer.target_images() if h["ssl_iters"] else None
+        self.images = run.target_images() if h["ssl_iters"] else None
         self.stream = None                                           # the SSL stage's pseudo-labelled stream
         self._mask_share = float("nan")
         self.stats_ready = not (h["lambda_feat"] or h["lambda_out"])  # Alg. 1, line 2 runs before the first step, never on a resume
 
     def init_statistics(self):
         "Alg. 1, line 2: class statistics of the starting model over the labelled source set, batched through loader workers."
-        t, h = self.trainer, self.hp
-        src = source_dataset(t.cfg, transform=JointTransform(resize=t.cfg.src_resize))
-        init_stats(t.model, src, self.feat_stats, self.out_stats, h["init_images"], t.cfg.eval_batch_size, t.device,
-                   t.autocast, t.cfg.num_workers, t.cfg.progress and t.is_main)
+        t, h = self.run, self.hp
+        init_stats(t.model, t.source_images(), self.feat_stats, self.out_stats, h["init_images"], t.eval_batch_size, t.device,
+                   t.autocast, t.num_workers, t.progress and t.is_main)
         self.stats_ready = True
 
     # -- the SSL stage: the last `ssl_iters` steps of the run --
@@ -189,25 +187,26 @@ class SDCA(Method):
     def before_step(self, step):
         if not self.stats_ready: self.init_statistics()              # a resumed run has them in its checkpoint
         s = self.hp["ssl_iters"]
-        if s and step >= self.trainer.cfg.iters - s and not self.ssl_started: self.start_ssl(step)
+        if s and step >= self.run.iters - s and not self.ssl_started: self.start_ssl(step)
 
     def start_ssl(self, step):
         "Label the target set with the adapted model (eq. 19), optionally restart from the initial weights, clear the optimiser."
-        t = self.trainer
-        self.store.refresh(t.logits, self.images, step, batch_size=t.cfg.eval_batch_size, num_workers=t.cfg.num_workers)
-        if self.hp["ssl_from_init"] and t.init_from: t.model.load_state_dict(t.initial_state())
-        t.opt.state.clear()
+        t = self.run
+        self.store.refresh(t.logits, self.images, step, batch_size=t.eval_batch_size, num_workers=t.num_workers)
+        start = t.initial_state() if self.hp["ssl_from_init"] else None
+        if start is not None: t.model.load_state_dict(start)
+        t.reset_optimizer()
         self._pseudo_stream()
 
     def _pseudo_stream(self):
-        self.stream = PseudoLabeled(self.images, self.store, self.trainer.augment()); self.trainer.reload_target()
+        self.stream = PseudoLabeled(self.images, self.store, self.run.augment()); self.run.reload_target()
 
-    def target_stream(self, trainer):
+    def target_stream(self, run):
         "Unlabelled target images; in the SSL stage each carries its eq. 19 label `pseudo` (never a target label)."
-        return self.stream if self.stream is not None else super().target_stream(trainer)
+        return self.stream if self.stream is not None else super().target_stream(run)
 
     def losses(self, src, tgt, step):
-        t, h = self.trainer, self.hp
+        t, h = self.run, self.hp
         if self.ssl_started:                                                         # eq. 20
             return {"ce_ssl": seg_ce(t.model(tgt["image"]).logits, tgt["pseudo"])}
         out_s = t.model(src["image"])
@@ -249,8 +248,8 @@ class SDCA(Method):
     def analyze(self, inputs, n_images=100):
         "PDD per class on target val (Fig. 6) with its bar figure, t-SNE (Fig. 5); SSL label density/accuracy on target train."
         import matplotlib.pyplot as plt
-        t = self.trainer
-        scores = pdd_scores(t.model, t.data["val"], n_images, t.device, t.cfg.eval_size)
+        t = self.run
+        scores = pdd_scores(t.model, t.val_set, n_images, t.device, t.eval_size)
         vals = [v for v in scores.values() if v is not None]
         res = {"pdd": scores, "pdd_mean": float(np.mean(vals)) if vals else None}
         if self.ssl_started:
@@ -258,8 +257,8 @@ class SDCA(Method):
             st = [label_density_accuracy(self.store.get(it["index"], it["label"].shape), it["label"])
                   for it in (inputs.labelled_target[i] for i in range(len(inputs.labelled_target)))]
             res["pseudo_labels"] = {"ssl": pool_density_accuracy(st)}                      # pooled as self_training's labels
-        if t.cfg.figures:
+        if t.figures:
             for name, fig in (("pdd.png", lambda: plot_pdd({"sdca": scores})),
-                              ("tsne.png", lambda: tsne_figure(t.model, t.data["val"], device=t.device))):
-                f = fig(); f.savefig(t.dir/"figures"/name, dpi=110, bbox_inches="tight"); plt.close(f)
+                              ("tsne.png", lambda: tsne_figure(t.model, t.val_set, device=t.device))):
+                t.save_figure(name, fig())
         return res

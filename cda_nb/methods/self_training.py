@@ -27,14 +27,14 @@ class SelfTraining(Method):
     choices = {"label_bn": ("eval", "batch")}
     ranges = {"cbst_p": (0, 1, False, True), "cbst_cap": (0, 1, False, True), "refresh_every": (0, None, True, False)}
 
-    def setup(self, trainer):
-        super().setup(trainer)
-        self.refresh_every = self.hp["refresh_every"] or max(trainer.cfg.iters // 10, 1)
+    def setup(self, run):
+        super().setup(run)
+        self.refresh_every = self.hp["refresh_every"] or max(run.iters // 10, 1)
         self.store = StaticLabels(p=self.hp["cbst_p"], cap=self.hp["cbst_cap"])
-        self.images = trainer.target_images()                       # unlabelled, un-augmented: what gets labelled
-        self.stream = PseudoLabeled(self.images, self.store, trainer.augment())
+        self.images = run.target_images()                       # unlabelled, un-augmented: what gets labelled
+        self.stream = PseudoLabeled(self.images, self.store, run.augment())
 
-    def target_stream(self, trainer):
+    def target_stream(self, run):
         "The target batches carry `image` and its static pseudo label `pseudo`, never a target label."
         return self.stream
 
@@ -44,21 +44,21 @@ class SelfTraining(Method):
 
     def refresh(self, step):
         "Relabel every target image (CBST) with the current labeller (`self.labeller`, default the model)."
-        t = self.trainer
+        t = self.run
         fn = self.labeller or (self.batch_logits if self.hp["label_bn"] == "batch" else t.logits)
-        self.store.refresh(fn, self.images, step, batch_size=t.cfg.eval_batch_size,
-                           num_workers=t.cfg.num_workers)
+        self.store.refresh(fn, self.images, step, batch_size=t.eval_batch_size,
+                           num_workers=t.num_workers)
         t.reload_target()                                           # the stream now carries new labels
 
     @torch.no_grad()
     def batch_logits(self, images):
         "`label_bn=\"batch\"`: logits of the model with BatchNorm on each labelling batch's own statistics (as DAFormer's teacher)."
-        t = self.trainer
+        t = self.run
         with batch_stats(t.model), t.autocast(): return t.model(images.to(t.device)).logits.float()
 
     def base_losses(self, src, tgt):
         "The four terms of eq. 11 and the two outputs."
-        model, h = self.trainer.model, self.hp
+        model, h = self.run.model, self.hp
         out_s, out_t = model(src["image"]), model(tgt["image"])
         terms = {"ce_src": h["lambda_seg_s"] * seg_ce(out_s.logits, src["label"]),
                  "ce_tgt": h["lambda_seg_t"] * seg_ce(out_t.logits, tgt["pseudo"]),

@@ -16,7 +16,8 @@ from ..losses import seg_ce
 from ..prototypes import masked_mean, resize_labels, resize_weights, ClassQueue
 from ..expansion import class_thresholds, proto_similarity, dynamic_labels, fill_ignored
 from ..metrics import confusion_matrix, iou_per_class, prototype_distances, diagonal_ratio
-from .base import Method, register, frozen_copy
+from .base import Method, register
+from ..teachers import frozen_copy
 from ..prototypes import projection_head, project, class_centroids
 
 # %% auto #0
@@ -211,15 +212,15 @@ class UCDA(Method):
     @property
     def contrast(self): return self.hp["in_domain"] or self.hp["cross_domain"]
 
-    def setup(self, trainer):
-        super().setup(trainer)
-        h, C, dev = self.hp, len(CLASSES19), trainer.device
-        self.teacher = frozen_copy(trainer.model)
+    def setup(self, run):
+        super().setup(run)
+        h, C, dev = self.hp, len(CLASSES19), run.device
+        self.teacher = frozen_copy(run.model)
         self.scales = tuple(float(s) for s in h["scales"]) if h["multiscale"] else (1.0,)
-        self.head = projection_head(trainer.model.feat_dim, h["proj_hidden"], h["proj_dim"]).to(dev) if self.contrast else None
+        self.head = projection_head(run.model.feat_dim, h["proj_hidden"], h["proj_dim"]).to(dev) if self.contrast else None
         P, K = h["proj_dim"], h["mem_size"]
         self.mem = nn.ModuleDict({k: ClassQueue(C, P, K) for k in ("src_pix", "src_proto", "tgt_proto")}).to(dev) if self.contrast else None
-        self.pl_protos = WindowPrototypes(C, trainer.model.feat_dim, h["expand_window"]).to(dev)
+        self.pl_protos = WindowPrototypes(C, run.model.feat_dim, h["expand_window"]).to(dev)
         self._push, self._log = None, {}
 
     def parameters(self): return [] if self.head is None else list(self.head.parameters())
@@ -251,7 +252,7 @@ class UCDA(Method):
         return f[idx], y[idx]
 
     def losses(self, src, tgt, step):
-        t, h, C = self.trainer, self.hp, len(CLASSES19)
+        t, h, C = self.run, self.hp, len(CLASSES19)
         y_conf, w, thr, f_teacher = self.pseudo_labels(tgt["image_plain"])                 # sec. 5.1: un-augmented crop
         self.pl_protos.add(f_teacher, y_conf, w)                                           # sec. 5.3: accumulated
         y_t = self.expand(y_conf, f_teacher, thr) if h["expansion"] else y_conf
@@ -295,7 +296,7 @@ class UCDA(Method):
                 self.mem["tgt_proto"].push(p_t[pres_t], cls[pres_t])
             self._push = None
         self.pl_protos.end_step(step)
-        if (step + 1) % self.hp["teacher_every"] == 0: self.teacher.load_state_dict(self.trainer.model.state_dict())   # sec. 5
+        if (step + 1) % self.hp["teacher_every"] == 0: self.teacher.load_state_dict(self.run.model.state_dict())   # sec. 5
 
     def log_items(self):
         d = {k: round(float(v), 4) for k, v in self._log.items()}
@@ -354,7 +355,7 @@ def umap_figure(panels: dict, src_ds, tgt_ds, n_images=8, per_class=60, seed=0, 
 @torch.no_grad()
 def _analyze(self: UCDA, inputs, n_images: int = 100):
     "Pseudo labels with / without expansion on target train (Table 4 analogue), prototype distances (Fig. 8), UMAP (Fig. 4)."
-    t, C, bs = self.trainer, len(CLASSES19), inputs.batch_size
+    t, C, bs = self.run, len(CLASSES19), inputs.batch_size
     labelled = inputs.labelled_target
     n = min(len(labelled), n_images)
     tgt_items = [labelled[i] for i in range(n)]
@@ -384,8 +385,9 @@ def _analyze(self: UCDA, inputs, n_images: int = 100):
             its = items[b:b + bs]
             yield torch.stack([it["image"] for it in its]).to(t.device), torch.stack([it["label"] for it in its]).to(t.device)
     reps = {"features after": _Rep(t.model)}
-    if t.init_from:
-        before = copy.deepcopy(t.model); before.load_state_dict(t.initial_state())
+    start = t.initial_state()                                       # None: the run started from fresh weights
+    if start is not None:
+        before = copy.deepcopy(t.model); before.load_state_dict(start)
         reps = {"features before": _Rep(before), **reps}
     if self.head is not None: reps["projections after"] = _Rep(t.model, self.head)
     mats, cents = {}, {}
@@ -397,15 +399,12 @@ def _analyze(self: UCDA, inputs, n_images: int = 100):
         cents[k] = (cs, ct, ps & pt); mats[k] = prototype_distances(cs, ct, ps & pt, ps & pt)
     res["proto_distances"] = {k: {"diagonal_ratio": diagonal_ratio(m), "diagonal": float(np.nanmean(np.diag(m)))} for k, m in mats.items()}
     if t.is_main:
-        atomic_torch_save({k: v for k, v in cents.items()}, t.dir/"ucda_centroids.pt")
-        if t.cfg.figures:
-            import matplotlib.pyplot as plt
+        t.save_artifact("ucda_centroids.pt", {k: v for k, v in cents.items()})
+        if t.figures:
             from cda_nb import viz
             present = [CLASSES19[c] for c in range(C) if all(v[2][c] for v in cents.values())]
-            fig = viz.plot_proto_distances(mats, present)
-            fig.savefig(t.dir/"figures"/"ucda_proto_distances.png", dpi=110, bbox_inches="tight"); plt.close(fig)
-            fig = umap_figure(reps, src, labelled, seed=inputs.seed, device=t.device)
-            fig.savefig(t.dir/"figures"/"ucda_umap.png", dpi=110, bbox_inches="tight"); plt.close(fig)
+            t.save_figure("ucda_proto_distances.png", viz.plot_proto_distances(mats, present))
+            t.save_figure("ucda_umap.png", umap_figure(reps, src, labelled, seed=inputs.seed, device=t.device))
     return res
 
 UCDA.analyze = _analyze

@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 
 CHILD = r'''
 import json, sys, time, statistics, torch
-from cda_nb.trainers import Trainer
+from cda_nb.training.trainer import Trainer
 from cda_nb.core import read_jsonl, peak_rss_mb, peak_gpu_mb
 kw = json.loads(sys.argv[1]); warm, n = kw.pop("_warm"), kw.pop("_n")
 tr = Trainer(**kw)

@@ -16,7 +16,7 @@ def fingerprint(out_json):
     root = Path.cwd()
     sys.path[:0] = [str(root), str(root/"tests")]
     from conftest import write_tiny
-    from cda_nb.trainers import METHODS, Trainer
+    from cda_nb.training.trainer import METHODS, Trainer
     data = write_tiny(tempfile.mkdtemp() + "/d")
     out = {}
     for m in sorted(METHODS):

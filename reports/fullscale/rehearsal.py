@@ -95,12 +95,12 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 def METHODS_DEFAULTS(method):
-    from cda_nb.trainers import METHODS
+    from cda_nb.training.trainer import METHODS
     return METHODS[method].defaults
 
 def interval_overrides(method: str, yaml_cfg: dict, iters: int) -> dict:
     "Method parameters that are step counts at full scale, scaled so that they act within `iters` steps (see README)."
-    from cda_nb.trainers import METHODS
+    from cda_nb.training.trainer import METHODS
     hp = {**METHODS[method].defaults, **(yaml_cfg.get("method_params") or {})}
     half = max(1, iters // 2)
     out = {}
@@ -220,8 +220,8 @@ def _median_item_seconds(stream, n):
 def loader_costs(cfg, trainer=None, n_items=5):
     "Seconds per item (median, one thread) of the source and target streams with the run's training transforms."
     import torch
-    from cda_nb.streams import Stream, build_data
-    from cda_nb.trainers import METHODS
+    from cda_nb.training.streams import Stream, build_data
+    from cda_nb.training.trainer import METHODS
     threads = torch.get_num_threads(); torch.set_num_threads(1)
     try:
         m = METHODS[cfg.method]
@@ -245,7 +245,7 @@ def loader_costs(cfg, trainer=None, n_items=5):
 
 def label_read_seconds(cfg):
     "Seconds per source label of the class-statistics pass (what one loader worker of `label_table` does per item; median)."
-    from cda_nb.streams import source_dataset
+    from cda_nb.training.streams import source_dataset
     from cda_nb.data import train_id_counts
     ds = source_dataset(cfg)
     train_id_counts(ds, 0)
@@ -256,9 +256,9 @@ def label_read_seconds(cfg):
 
 def header_check_seconds(cfg, reps=5):
     "(seconds per file, files, full-size files) of the header check every start runs (`check_run_inputs`: `png_size` of each file)."
-    from cda_nb.streams import check_run_inputs, data_roots, source_dataset
+    from cda_nb.training.streams import check_run_inputs, data_roots, source_dataset
     from cda_nb.data import Cityscapes, png_size
-    from cda_nb.trainers import METHODS
+    from cda_nb.training.trainer import METHODS
     m = METHODS[cfg.method]
     r = check_run_inputs(cfg, m)                                        # what a start checks: counts per split
     _, tgt = data_roots(cfg)
@@ -277,7 +277,7 @@ def header_check_seconds(cfg, reps=5):
 
 def uses_class_statistics(cfg) -> str:
     "Which whole-source-set label pass the run's sampler makes ('' for none)."
-    from cda_nb.trainers import METHODS
+    from cda_nb.training.trainer import METHODS
     m = METHODS[cfg.method]
     if not m.uses_source: return ""
     if cfg.source_sampling == "class_balanced" or (not cfg.source_sampling and m.source_sampling == "class_balanced"): return "class_presence"
@@ -287,7 +287,7 @@ def uses_class_statistics(cfg) -> str:
 
 def n_refreshes(cfg) -> int:
     "Pseudo-label refreshes (passes over the target set in `before_step`) of a run of `cfg`."
-    from cda_nb.trainers import METHODS
+    from cda_nb.training.trainer import METHODS
     hp = {**METHODS[cfg.method].defaults, **cfg.method_params}
     if cfg.method in ("self_training", "bcl"):
         every = hp["refresh_every"] or max(cfg.iters // 10, 1)
@@ -326,9 +326,9 @@ def sdca_source_pass(cfg):
     import torch
     from cda_nb.methods.sdca import init_stats, GaussianStats
     from cda_nb.data import JointTransform, CLASSES19
-    from cda_nb.streams import source_dataset
+    from cda_nb.training.streams import source_dataset
     from cda_nb.models import build_model
-    from cda_nb.trainers import METHODS
+    from cda_nb.training.trainer import METHODS
     h = {**METHODS["sdca"].defaults, **cfg.method_params}
     if not (h["lambda_feat"] or h["lambda_out"]): return None
     torch.manual_seed(0)
@@ -346,7 +346,7 @@ def syncs_and_loader(cfg_path, overrides, cli_out, work, syncs=True, n_items=5, 
     import torch
     from cda_nb.cli import load_run_config
     from cda_nb.devcheck import DeviceCheck
-    from cda_nb.trainers import Trainer, METHODS
+    from cda_nb.training.trainer import Trainer, METHODS
     out = {}
     base = load_run_config(cfg_path, overrides)
     if not syncs: out["loader"] = loader_costs(base, n_items=n_items); return out
@@ -382,7 +382,7 @@ def rehearse(cfg_path, args, data, work, env, log):
     "Every measurement of one config; failures are recorded, never raised."
     import yaml
     from cda_nb.cli import read_yaml_config, load_run_config
-    from cda_nb.checkpoints import checkpoint_bytes
+    from cda_nb.training.checkpoints import checkpoint_bytes
     from cda_nb.core import run_dir
     name = cname(cfg_path)
     rec = {"config": str(Path(cfg_path).relative_to(ROOT)), "name": name, "model": None, "completed": False, "resumed": False,

@@ -15,7 +15,7 @@ sys.path[:0] = [str(ROOT), str(ROOT/"tests")]
 warnings.filterwarnings("ignore")
 from cda_nb.devcheck import DeviceCheck
 from conftest import write_tiny
-from cda_nb.trainers import METHODS, Trainer
+from cda_nb.training.trainer import METHODS, Trainer
 
 def count(method, root, step=3):
     out = tempfile.mkdtemp()

@@ -36,8 +36,8 @@ def one(name, args):
     import torch
     from rehearsal import interval_overrides, pretrained_overrides
     from cda_nb.cli import read_yaml_config, load_run_config
-    from cda_nb.trainers import Trainer
-    from cda_nb.checkpoints import checkpoint_bytes
+    from cda_nb.training.trainer import Trainer
+    from cda_nb.training.checkpoints import checkpoint_bytes
     path = ROOT/"configs"/f"{name}.yaml"
     y = read_yaml_config(path)
     if args.model == "small":                                     # the CPU check: the kit's small network, the config otherwise as is
