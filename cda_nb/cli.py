@@ -131,6 +131,7 @@ def _fail(prog, msg, code):
     print(f"{prog}: error: {msg}", file=sys.stderr)
     sys.exit(code)
 
+# %% ../nbs/12_cli.ipynb #af83c0b1
 def run_cli_train(argv=None):
     "`cda-train` with a result: the metrics (the checked config with `--dry-run`)."
     a = _train_parser().parse_args(argv)

@@ -135,6 +135,7 @@ def atomic_write_bytes(path, data):
 
 def atomic_write_text(path, text: str): return atomic_write_bytes(path, text.encode())
 
+# %% ../nbs/00_core.ipynb #84b9e7ef
 def _jsonable(o):
     if isinstance(o, (np.floating, np.integer)): return o.item()
     if isinstance(o, np.ndarray): return o.tolist()
@@ -246,6 +247,7 @@ def progress_mode() -> str:
     try: return "bar" if sys.stderr.isatty() else "lines"
     except (AttributeError, ValueError): return "lines"
 
+# %% ../nbs/00_core.ipynb #ba22d9f8
 class LineProgress:
     "A tqdm-like progress report in about `lines` plain lines (to stderr): for papermill notebooks and logs."
     def __init__(self, iterable=None, total=None, desc="", initial=0, disable=False, lines=10, file=None, **kw):

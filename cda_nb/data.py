@@ -162,6 +162,7 @@ def to_label_tensor(label) -> torch.Tensor:
     if isinstance(label, torch.Tensor): return label.long()
     return torch.from_numpy(np.ascontiguousarray(label).astype(np.int64))
 
+# %% ../nbs/01_data.ipynb #fd0f4b43
 class JointTransform:
     "Resize to `resize` (h,w), random scale in `scale` (lo,hi), random crop `crop` (h,w), random horizontal flip."
     def __init__(self, resize=None, scale=None, crop=None, flip=False):
@@ -255,6 +256,7 @@ def _read_split(split):
         split = [s.strip() for s in p.read_text().splitlines() if s.strip()]
     return [Path(str(s)).stem for s in split]
 
+# %% ../nbs/01_data.ipynb #a4251d93
 class _SegDataset(torch.utils.data.Dataset):
     "Shared item logic: read, map ids, count and warn, transform."
     lut, known = ID2TRAIN, CS_KNOWN
@@ -365,6 +367,7 @@ def _unfilter(raw, h, w, bpp):
         out[r + 1, i + 1] = (x[r, i] + pred) & 255
     return out[1:, 1:].astype(np.uint8)
 
+# %% ../nbs/01_data.ipynb #4787ef38
 def read_png(path) -> np.ndarray:
     "Decode a non-interlaced grey/RGB/RGBA PNG of 8 or 16 bits, keeping all bits: (H,W[,C]) uint8 or uint16."
     data = Path(path).read_bytes()
@@ -402,6 +405,7 @@ def read_synthia_label(path) -> np.ndarray:
     a = read_png(path)
     return a if a.ndim == 2 else a[..., 0]
 
+# %% ../nbs/01_data.ipynb #e1d309aa
 def write_synthia_label(ids, path, instances=None):
     "Write SYNTHIA class ids (H,W) as a 16-bit RGB PNG: (class, instance, 0)."
     ids = np.asarray(ids, np.uint16)
@@ -466,6 +470,7 @@ def label_workers(n: int) -> int:
     local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
     return max(0, min(8, cores // max(local, 1) - 1))
 
+# %% ../nbs/01_data.ipynb #f77c4112
 def label_table(dataset, n_classes=19, cache=None, progress=True, what='class pixel counts', workers=None, dtype=np.int64) -> np.ndarray:
     """(N, C) train-id pixel counts of every item's label, cast to `dtype`; `cache` (a .npy path) stores / reuses the table.
     Labels are read in `workers` loader processes (default `label_workers`); under torch.distributed each rank reads its
@@ -506,6 +511,7 @@ def class_presence(dataset, n_classes=19, cache=None, progress=True, workers=Non
     "Bool (N, C): which train ids occur in each item's label; `cache` (a .npy path) stores / reuses the table."
     return label_table(dataset, n_classes, cache, progress, 'class presence', workers, np.bool_)
 
+# %% ../nbs/01_data.ipynb #530f7cc4
 def class_pixel_counts(dataset, n_classes=19, cache=None, progress=True, workers=None) -> np.ndarray:
     "Int64 (N, C): pixels of each train id in each item's label (rare-class sampling); `cache` as in `class_presence`."
     return label_table(dataset, n_classes, cache, progress, 'class pixel counts', workers, np.int64)

@@ -128,6 +128,7 @@ def _share_labels(mine: dict) -> dict:
             dist.broadcast(buf, src=owner); out[i] = buf.cpu()
     return out
 
+# %% ../nbs/07_expansion.ipynb #88ac7279
 class StaticLabels:
     "Static CBST pseudo labels (H,W) uint8 for every target training image, refreshed from a model."
     def __init__(self, p=0.2, cap=0.9, rule="cbst", ignore=255):

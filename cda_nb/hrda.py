@@ -123,6 +123,7 @@ def _forward(self: HRDA, x, box=None):
     return MultiResOutput(feats=lr.feats, logits=fused, levels=lr.levels, lr=lr, hr=hr, box=(y1, y2, x1, x2), att=a,
                           hr_loss_weight=self.hr_loss_weight)
 
+# %% ../nbs/03c_hrda.ipynb #12d3cce9
 def _infer(self: HRDA, x, lr, att, os, unit):
     "Sliding HR windows (stride half a window, batched) averaged on the output grid, fused with LR; inputs padded to `unit`."
     B, _, H, W = x.shape

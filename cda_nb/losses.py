@@ -155,6 +155,7 @@ def lovasz_softmax(logits, label, ignore=255, classes='present'):
     if not losses: return _zero(logits)
     return torch.stack(losses).mean()
 
+# %% ../nbs/04_losses.ipynb #389146cf
 def _lovasz_all_classes(probs, y, keep, classes='present'):
     "The accelerator form (core: host_forms): every class in one sort of (C,N), ignored pixels with error 0, absent classes weighted 0."
     C = probs.shape[1]

@@ -104,6 +104,7 @@ def _paste(lab, mask, x0, y0, value):
     ya, yb, xa, xb = max(y0, 0), min(y0 + h, lab.shape[0]), max(x0, 0), min(x0 + w, lab.shape[1])
     if ya < yb and xa < xb: lab[ya:yb, xa:xb][mask[ya - y0:yb - y0, xa - x0:xb - x0]] = value
 
+# %% ../nbs/02_minicity.ipynb #27e17d47
 def make_layout(rng, domain, digits, digit_range):
     "A scene: Cityscapes ids (H,W) uint8 and the mask of digits printed on signs (H,W) bool."
     L, C = DOMAIN_LAYOUT[domain], MC_IDS
@@ -188,6 +189,7 @@ def _sat(img, s):
     "Scale the saturation of a float image by `s` (1: unchanged)."
     g = img.mean(-1, keepdims=True); return g + s * (img - g)
 
+# %% ../nbs/02_minicity.ipynb #8c9c0b89
 def stylise(img, split, rng, gap=DEFAULT_GAP) -> np.ndarray:
     "The domain's camera/renderer applied to a composed image; it never sees the labels (no cue can encode them)."
     if split == 'source':                                     # "rendered": saturated, contrasty, posterised, sharp

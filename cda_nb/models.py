@@ -252,6 +252,7 @@ def _unwrap(sd):
     if not isinstance(sd, dict): raise CDAError(f"a weight file must hold a state dict; got {type(sd).__name__}")
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
 
+# %% ../nbs/03_models.ipynb #ad55f047
 def load_backbone(model: nn.Module, path, norm: str = "auto") -> LoadReport:
     "Load ImageNet (torchvision layout) or DeepLab COCO-init (`Scale.*`) ResNet-101 weights into `model`."
     p = Path(path)

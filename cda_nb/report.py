@@ -77,6 +77,7 @@ def has_split(runs: dict, split: str) -> bool:
     "Whether every run has results on `split`."
     return all(split_metrics(m, split)[0] is not None for ms in runs.values() for m in ms)
 
+# %% ../nbs/11_report.ipynb #545f2955
 def policy_table(runs: dict, order=None) -> str:
     "Markdown table: the augmentation each run folder trained under (the shared policy and what the method adds)."
     out = ["| run folder | policy | parameters | method adds |", "|---|---|---|---|"]
@@ -151,6 +152,7 @@ ABLATION = [("self_training", "L_base (self-training, static CBST labels on targ
             ("ucda-nocross", "ucda without the cross-domain term (eq. 6; Table 3) †", {"cross_domain": False}),
             ("ucda-nocl", "ucda without both contrastive terms (self-training with its teacher and thresholds; Table 3) †", {"in_domain": False, "cross_domain": False})]
 
+# %% ../nbs/11_report.ipynb #e5ab4f16
 def ablation_table(runs: dict, rows=ABLATION) -> str:
     "Markdown table of mIoU (mean ± std over seeds) on test (when the runs have it) and val for the ablation rows that have runs."
     test = has_split({k: runs[k] for k, _, _ in rows if k in runs}, "test")
@@ -278,6 +280,7 @@ def cached_target_bn_eval(run_dir) -> dict:
     atomic_write_json(d/"target_bn.json", r)
     return r
 
+# %% ../nbs/11_report.ipynb #044f7d47
 def target_bn_table(runs_dir, dataset: str, runs: dict, order: list) -> tuple:
     "Markdown table (and the numbers) of the untagged run folders (methods, not ablations): test mIoU as trained and after `target_bn_eval`."
     res = {}

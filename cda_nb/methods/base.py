@@ -23,6 +23,7 @@ RUN_CONTEXT = ("model", "device", "autocast", "logits", "predict", "rank", "is_m
 def _setting(name, field=None, doc=""):
     return property(lambda s: getattr(s._run.cfg, field or name), doc=doc or f"The run's `{field or name}` (read only).")
 
+# %% ../../nbs/methods/base.ipynb #c1fd5367
 class RunContext:
     "What a method may use of its run (`RUN_CONTEXT`), and nothing more; built by the run around itself."
     __slots__ = ("_run",)
@@ -77,6 +78,7 @@ def tail_stage(iters: int, k: int, first: str, last: str, param: str) -> list:
     if not (isinstance(k, int) and 0 <= k < iters): raise CDAError(f"{param}={k} must be in [0, iters={iters})")
     return [(first, 0, iters - k), (last, iters - k, k)] if k else [("train", 0, iters)]
 
+# %% ../../nbs/methods/base.ipynb #f0bddb7c
 class Method:
     "Base class of a UDA method; subclasses set `key`, `defaults` and implement `losses`."
     key: str = ""
@@ -153,6 +155,7 @@ class Method:
 
 METHODS: dict = {}
 
+# %% ../../nbs/methods/base.ipynb #81af40e2
 def register(cls):
     "Class decorator: add a method to `METHODS` under its `key`."
     METHODS[cls.key] = cls

@@ -57,6 +57,7 @@ def crop_cells(coords, size, stride: int):
 # %% ../../nbs/methods/clst.ipynb #649f6371
 STORE_DTYPES = {"uint8": torch.uint8, "float16": torch.float16}
 
+# %% ../../nbs/methods/clst.ipynb #477d590b
 class EnsembleStore:
     "Per target image an EMA of class probabilities on a grid of `stride` pixels, quantised (uint8 or float16); keyed by dataset index."
     def __init__(self, n_classes=19, momentum=0.6, stride=8, dtype="uint8"):

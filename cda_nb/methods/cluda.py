@@ -72,6 +72,7 @@ def _contrast_fixed(z, y, w, tau, pairs, max_anchors, max_keys, g, things, hr):
         num, den = num + _anchor_sum(wh[b] * l, has, False), den + has.sum()
     return num / den.clamp_min(1)
 
+# %% ../../nbs/methods/cluda.ipynb #02ae1965
 def _anchor_sum(v, has, host):
     "Sum of `v` over the anchors with a positive: a selection on the CPU, a masked sum on an accelerator (no host sync; core: host_forms)."
     return v[has].sum() if host else torch.where(has, v, torch.zeros((), dtype=v.dtype, device=v.device)).sum()

@@ -108,6 +108,7 @@ def pair_contrast(anchors, labels, keys, key_labels, tau: float = 0.07, key_weig
     if not has.any(): return anchors.sum() * 0.0
     return ((per_pair * pos).sum(1)[has] / npos[has]).mean()
 
+# %% ../../nbs/methods/ucda.ipynb #b24c23cc
 def sample_memory(queue, k: int, generator=None):
     "Keys (M,D), labels (M,) and weights (M,) from a `ClassQueue`: all entries (k = 0, weights 1) or k random ones per class, each weighted by filled/k."
     if not host_forms(queue.feats): return _memory_slots(queue, k, generator)
@@ -188,6 +189,7 @@ def expand_labels(labels, feats, protos, present, thr, rule="weight", tau=0.07, 
 # %% ../../nbs/methods/ucda.ipynb #6ed47da6
 EXPAND_RULES = ("weight", "distance")
 
+# %% ../../nbs/methods/ucda.ipynb #3f8873b9
 @register
 class UCDA(Method):
     "ucda (eq. 7): L_cls (eq. 4) + alpha (L_in (eq. 5) + L_cross (eq. 6)), a teacher copied every `teacher_every` steps, label expansion."

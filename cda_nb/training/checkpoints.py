@@ -50,6 +50,7 @@ def save_checkpoint(self: Trainer):
             if p.name not in keep: p.unlink()                     # what only an earlier checkpoint named: it has moved on
     self.ckpt_step = self.step
 
+# %% ../../nbs/training/05_checkpoints.ipynb #99a90636
 def _externalise(obj, folder: Path, written: dict, write: bool = True):
     "`obj` with each `Sidecar` replaced by a reference; its payload goes to `checkpoint-<name>-v<version>.pt`, once per version (`write`: rank 0)."
     if isinstance(obj, Sidecar):
@@ -90,6 +91,7 @@ def _internalise(obj, folder: Path, written: dict, map_location="cpu"):
     if isinstance(obj, (list, tuple)): return type(obj)(_internalise(v, folder, written, map_location) for v in obj)
     return obj
 
+# %% ../../nbs/training/05_checkpoints.ipynb #41738418
 def checkpoint_bytes(run_dir) -> int:
     "Bytes of a run's checkpoint with its sidecars and the other ranks' parts."
     d = Path(run_dir)
@@ -117,6 +119,7 @@ def _on_cpu(obj):
     if isinstance(obj, (list, tuple)): return type(obj)(_on_cpu(v) for v in obj)
     return obj
 
+# %% ../../nbs/training/05_checkpoints.ipynb #8961554c
 def load_checkpoint(self: Trainer, path=None):
     "Restore a run from `checkpoint.pt` (the config and the number of processes must match); ranks r > 0 read their own part too."
     path = Path(path or self.dir/"checkpoint.pt")
@@ -175,6 +178,7 @@ class NonFiniteState(CDAError):
 
 def _few(names) -> str: return f"{names[:4]}{' ...' if len(names) > 4 else ''}"
 
+# %% ../../nbs/training/05_checkpoints.ipynb #8c79bce5
 @torch.no_grad()
 def check_state_finite(self: Trainer):
     "`NonFiniteState` (on every rank) when a parameter or floating-point buffer of the model (or the method) is not finite on any rank."

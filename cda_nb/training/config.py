@@ -32,6 +32,7 @@ DATASET_DEFAULTS = {
                                eval_size=(512, 1024), lr=2.5e-4, iters=100000, adapt_iters=100000),
 }
 
+# %% ../../nbs/training/00_config.ipynb #813af018
 @dataclass
 class TrainConfig:
     "All parameters of one run (see `train.ipynb` for their meaning)."
@@ -105,6 +106,7 @@ def compile_model(model, mode: str):
     model.compile(**({"backend": "eager"} if mode == "eager" else {"mode": mode}))
     return model
 
+# %% ../../nbs/training/00_config.ipynb #59269f70
 def make_config(cfg=None, **params) -> TrainConfig:
     "A checked `TrainConfig` from a config (or dict) plus keyword overrides."
     d = asdict(cfg) if isinstance(cfg, TrainConfig) else dict(cfg or {})

@@ -191,6 +191,7 @@ def load_run_model(ckpt, device="cpu"):
                        f"config.json was edited: keep them together as the run wrote them.") from e
     return model.to(device).eval(), cfg, ck.get("step")
 
+# %% ../../nbs/training/06_evaluation.ipynb #5a2e5314
 @torch.no_grad()
 def evaluate_checkpoint(ckpt, target_root=None, split="val", eval_size=None, pred_dir=None, device="auto",
                         progress=True, batch_size=None, num_workers=None, amp=True) -> dict:

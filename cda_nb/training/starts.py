@@ -57,6 +57,7 @@ def source_run_dir(cfg: TrainConfig):
     tag = "s" + hashlib.sha1(json.dumps(want, sort_keys=True).encode()).hexdigest()[:8]
     return run_dir(cfg.out_dir, cfg.dataset, "source_only", cfg.seed, tag, create=False), make_config(s, tag=tag), diff
 
+# %% ../../nbs/training/03_starts.ipynb #a4992649
 @dataclass
 class RunStart:
     "Where a run's weights start: `path` (None: fresh weights); `train_first`: the source-only run to train before it (`path` is then its checkpoint)."

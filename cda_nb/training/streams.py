@@ -102,6 +102,7 @@ def build_data(cfg: TrainConfig, method) -> dict:
     if has_test_labels(tgt_root): d["test"] = Cityscapes(tgt_root, split="test")
     return d
 
+# %% ../../nbs/training/02_streams.ipynb #ca926ed8
 def has_test_labels(tgt_root) -> bool:
     "Whether the target has a labelled `test` split (MiniCity does; Cityscapes' public test labels are all void)."
     ldir = Path(tgt_root)/"gtFine"/"test"

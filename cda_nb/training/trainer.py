@@ -187,6 +187,7 @@ def _loaders(self: Trainer, start, stop):
                                       cfg.num_workers, self.rank, self.world, pin_memory=self.device.type == "cuda"))
     return out
 
+# %% ../../nbs/training/07_trainer.ipynb #412a763e
 def fit(self: Trainer, stop_at: int = None) -> dict:
     "Train from the current step to `cfg.iters`, evaluate and write the run folder; returns metrics."
     cfg, m = self.cfg, self.method

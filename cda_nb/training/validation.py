@@ -57,6 +57,7 @@ def check_method_params(cls, params) -> dict:
         if r and _is_num(v) and not _in_range(v, r): raise CDAError(f"method_params.{k}={v!r} is out of range: it must be {_range_text(r)}")
     return params
 
+# %% ../../nbs/training/01_validation.ipynb #23a14abc
 def validate_config(c: TrainConfig) -> TrainConfig:
     "Check the type and range of every field of `c` (paths may be `Path`s: they become strings); returns `c`."
     def bad(k, want):

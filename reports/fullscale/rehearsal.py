@@ -230,7 +230,7 @@ def loader_costs(cfg, trainer=None, n_items=5):
         if m.uses_source: out["src_item_s"] = _median_item_seconds(Stream(data["source"], cfg.seed, 1), n_items)
         if m.uses_target: out["tgt_item_s"] = _median_item_seconds(Stream(data["target"], cfg.seed, 2), n_items)
         if trainer is not None and m.uses_target:          # the stream the trainer really reads (e.g. PseudoLabeled)
-            ts = trainer.method.target_stream(trainer)
+            ts = trainer.method.target_stream(trainer.context)
             if ts is not data.get("target"): out["tgt_method_stream_item_s"] = _median_item_seconds(Stream(ts, cfg.seed, 2), n_items)
     finally: torch.set_num_threads(threads)
     src, tgt = out.get("src_item_s", 0.0), out.get("tgt_method_stream_item_s", out.get("tgt_item_s", 0.0))
