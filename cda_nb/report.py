@@ -6,14 +6,16 @@
 from __future__ import annotations
 import json, csv, io
 from pathlib import Path
+from dataclasses import dataclass
 import numpy as np
 from .data import CLASSES19
 from .core import load_torch_file
 
 # %% auto #0
-__all__ = ['ABLATION', 'PL_KINDS', 'collect_runs', 'split_metrics', 'summarize', 'gap_closed', 'iou_table', 'has_split',
-           'policy_table', 'iou_csv', 'ablation_table', 'pseudo_label_table', 'feature_figures', 'diagnose_source',
-           'target_bn_eval', 'cached_target_bn_eval', 'target_bn_table', 'write_report']
+__all__ = ['ABLATION', 'PL_KINDS', 'FEATURE_METHODS', 'collect_runs', 'split_metrics', 'summarize', 'gap_closed', 'iou_table',
+           'has_split', 'policy_table', 'iou_csv', 'ablation_table', 'pseudo_label_table', 'feature_figures',
+           'diagnose_source', 'target_bn_eval', 'cached_target_bn_eval', 'target_bn_table', 'ReportInputs',
+           'write_report']
 
 # %% ../nbs/11_report.ipynb #a9dea0b3
 def collect_runs(out_dir, dataset: str) -> dict:
@@ -298,6 +300,149 @@ def target_bn_table(runs_dir, dataset: str, runs: dict, order: list) -> tuple:
                     ("–" if ref is None or _ms(r['test'])[0] is None else f"{100 * (_ms(r['test'])[0] - ref):+.1f}") + " |")
     return "\n".join(rows) + "\n", res
 
+# %% ../nbs/11_report.ipynb #ded00d60
+@dataclass
+class ReportInputs:
+    "What every section of a dataset report reads: the finished runs, their order, where they are and where the report goes."
+    runs: dict                     # method key -> metrics.json of each seed (`collect_runs`)
+    order: list                    # the table order of the method keys
+    runs_dir: Path
+    dataset: str
+    out: Path                      # report_dir/dataset
+    figs: dict                     # figure file name -> matplotlib figure, written at the end
+    split: str                     # "test" when every run has it, else "val"
+
+def _results(r: ReportInputs) -> list:
+    "The headline: the method × class table on test (val beside it), or on val when there is no test split."
+    head = ("Target **test**, per-class IoU (%), mean ± std over seeds, with target val mIoU beside (every setting was chosen "
+            "on val). " if r.split == "test" else "Target val, per-class IoU (%), mean ± std over seeds. ")
+    return [f"# {r.dataset}: results", "", head + "*Δ vs source_only* = mIoU gain over `source_only` trained under the same "
+            "augmentation policy; *gap closed* = share of the source-only → oracle mIoU gap a method closes.", "",
+            iou_table(r.runs, r.order, split=r.split)]
+
+def _augmentation(r: ReportInputs) -> list:
+    "The augmentation policy of each run, when the runs recorded it."
+    if not any(m.get("augmentation") for ms in r.runs.values() for m in ms): return []
+    return ["## Augmentation of each run", "",
+            "Every method trains under the trainer's shared policy (`TrainConfig.aug`); a method can only add to it "
+            "through its declared `extra_augmentation`. `source_only-geo` is source-only under the geometric-only policy, "
+            "so the effect of photometric augmentation alone is visible on its own line.", "", policy_table(r.runs, r.order)]
+
+# %% ../nbs/11_report.ipynb #4f9e789b
+def _target_bn(r: ReportInputs) -> list:
+    "Every method with BatchNorm statistics re-estimated on target (`target_bn_table`), its numbers in `target_bn.json`."
+    tb, nums = target_bn_table(r.runs_dir, r.dataset, r.runs, r.order)
+    (r.out/"target_bn.json").write_text(json.dumps(nums, indent=1))
+    return ["## Every method with target BatchNorm statistics (AdaBN after training)", "",
+            "Each run's checkpoint with its BatchNorm statistics re-estimated over the unlabelled target-train images "
+            "(`report.target_bn_eval`; weights unchanged), scored on test and val: every method on the footing of the "
+            "`adabn` control, so the last column is what a method's own terms add. Numbers in `target_bn.json`.", "", tb]
+
+def _diagnosis(r: ReportInputs) -> list:
+    "Reliability of the seed-0 source-only model(s) on target train and the CBST labels they would make (`diagnose_source`)."
+    from cda_nb import viz
+    base = Path(r.runs_dir)/r.dataset
+    if not (base/"source_only"/"seed0"/"checkpoint.pt").exists(): return []
+    dg = {"source_only": diagnose_source(base/"source_only"/"seed0")}
+    if (base/"source_only-geo"/"seed0"/"checkpoint.pt").exists(): dg["source_only-geo"] = diagnose_source(base/"source_only-geo"/"seed0")
+    r.figs["reliability.png"] = viz.plot_reliability({k: v["reliability"] for k, v in dg.items()},
+                                                      title="source-only (seed 0) on target train: confidence vs accuracy")
+    lines = ["## Diagnosis: is the source model's confidence informative on the target?", "",
+             "Reliability of the seed-0 source-only model on target train (analysis only), and the CBST labels "
+             "`self_training` would make from it at several p (density = share of labelled pixels that get a label).", "",
+             "![reliability](figures/reliability.png)", "", "| model | ECE | " + " | ".join(f"p={c['p']}" for c in dg['source_only']['cbst']) + " |",
+             "|---|---|" + "---|" * len(dg["source_only"]["cbst"])]
+    lines += [f"| {k} | {v['reliability']['ece']:.3f} | " + " | ".join(f"{100*c['density']:.0f}% at {100*c['accuracy']:.0f}%" for c in v["cbst"]) + " |"
+              for k, v in dg.items()]
+    return lines + ["", "(cells: label density at accuracy)", ""]
+
+def _calibration(r: ReportInputs) -> list:
+    "The benchmark's source-only / oracle ratio per seed, when both bounds ran."
+    from cda_nb import viz
+    if not ("source_only" in r.runs and "oracle" in r.runs): return []
+    so = {m["seed"]: m["miou"] for m in r.runs["source_only"]}; orc = {m["seed"]: m["miou"] for m in r.runs["oracle"]}
+    seeds = sorted(set(so) & set(orc)); ratios = [so[s] / orc[s] if orc[s] else float('nan') for s in seeds]
+    r.figs["calibration.png"] = viz.plot_ratio_to_oracle(r.runs)
+    return (["## Benchmark calibration", "", "| seed | source-only mIoU | oracle mIoU | ratio |", "|---|---|---|---|"] +
+            [f"| {s} | {100*so[s]:.1f} | {100*orc[s]:.1f} | {q:.3f} |" for s, q in zip(seeds, ratios)] +
+            [f"| mean | {100*np.mean([so[s] for s in seeds]):.1f} | {100*np.mean([orc[s] for s in seeds]):.1f} | **{np.mean(ratios):.3f}** |", "",
+             "![calibration](figures/calibration.png)", ""])
+
+# %% ../nbs/11_report.ipynb #9e52c163
+def _ablations(r: ReportInputs) -> list:
+    "The ablation rows of `ABLATION` that ran, with the † note when one of them predates a labelling default."
+    if not any(k in r.runs for k, _, _ in ABLATION[1:]): return []
+    tab = ablation_table(r.runs)
+    lines = ["## Ablations (bcl Table 3, cluda Table 3, ucda Table 3, controls)", "", tab]
+    if "†" in tab:
+        lines += ["† run before its method labelled the target with target-batch BatchNorm statistics (`label_bn` of "
+                  "self_training and bcl, `teacher_bn` of ucda): its labels used the running (source-dominated) statistics, "
+                  "as `self_training-lbneval`; compare it with that row and with the other † rows, not with the defaults.", ""]
+    return lines
+
+def _pseudo_labels(r: ReportInputs, curve_of: str = "bcl") -> list:
+    "Pseudo-label density and accuracy on target train (analysis only), and `curve_of`'s accuracy-vs-density curve."
+    from cda_nb import viz
+    if not any(m.get("pseudo_labels") for ms in r.runs.values() for m in ms): return []
+    lines = ["## Pseudo labels on target train (bcl Table 4)", "",
+             "Measured after training against target-train ground truth, for analysis only (the labels never enter training).", "",
+             pseudo_label_table(r.runs)]
+    curves = [m for m in r.runs.get(curve_of, []) if m.get("pseudo_label_curve")]
+    if curves:
+        r.figs["pseudo_label_curve.png"] = viz.plot_pseudo_label_curve(curves[0]["pseudo_label_curve"], title=f"{curve_of} seed {curves[0]['seed']}: accuracy vs density")
+        lines += ["![accuracy vs density](figures/pseudo_label_curve.png)", ""]
+    return lines
+
+def _bias_norms(r: ReportInputs, method: str = "bcl") -> list:
+    "The per-class domain-bias norms over training of `method`'s seed-0 run (bcl supplement Fig. 3)."
+    from cda_nb import viz
+    from cda_nb.core import read_jsonl
+    log = Path(r.runs_dir)/r.dataset/method/"seed0"/"log.jsonl"
+    if not log.exists(): return []
+    r.figs["bias_norms.png"] = viz.plot_bias_norms(read_jsonl(log))
+    return ["## Domain bias over training (bcl supplement Fig. 3)", "", "![bias norms](figures/bias_norms.png)", ""]
+
+FEATURE_METHODS = ("source_only", "bcl", "dacs", "cluda", "ucda")   # the methods of the feature figures (bcl Fig. 5)
+
+def _features(r: ReportInputs, methods=FEATURE_METHODS) -> list:
+    "t-SNE / UMAP of pixel features and cross-domain prototype distances of `methods` (seed 0; `feature_figures`)."
+    ff = feature_figures(r.runs_dir, r.dataset, [m for m in methods if m in r.runs], seed=0, out=r.out/"figures")
+    if "tsne" not in ff: return []
+    return ["## Features (bcl Fig. 5) and prototype distances", "",
+            "Pixel features of source (o) and target val (x) images, coloured by ground-truth class (seed 0).", "",
+            "![t-SNE](figures/tsne.png)", "", "![UMAP](figures/umap.png)", "",
+            "Cross-domain distances between unit-normalised class prototypes; diagonal / off-diagonal ratio: " +
+            ", ".join(f"{k} {v:.3f}" for k, v in ff["diagonal_ratio"].items()) + " (lower is better aligned).", "",
+            "![prototype distances](figures/proto_distances.png)", ""]
+
+# %% ../nbs/11_report.ipynb #3019a798
+def _cost(r: ReportInputs) -> list:
+    "Median seconds per iteration, training seconds and peak memory of each method."
+    sec = {k: np.median([m["sec_per_iter"] for m in r.runs[k] if "sec_per_iter" in m]) for k in r.order}
+    lines = ["## Cost", "", "| method | median s/iter | median train s | median peak RSS (MiB) | device |", "|---|---|---|---|---|"]
+    for k in r.order:
+        ms = r.runs[k]
+        lines.append(f"| {k} | {sec[k]:.3f} | {np.median([m['train_seconds'] for m in ms]):.0f} | "
+                     f"{np.median([m['peak_rss_mb'] for m in ms]):.0f} | {ms[0].get('device', '?')} |")
+    return lines
+
+_RUN_FIGURES = ("predictions.png", "per_class_iou.png", "curves.png")
+
+def _run_figures(r: ReportInputs) -> list:
+    "Each method's first seed's figures, copied into the report: the trainer's three and the method's own (ucda's UMAP, sdca's PDD, ...)."
+    lines = ["", "## Figures", "", "![mIoU by method](figures/miou_by_method.png)", ""]
+    for k in r.order:
+        seed0 = Path(r.runs_dir)/r.dataset/k/f"seed{r.runs[k][0]['seed']}"/"figures"
+        for f in _RUN_FIGURES:
+            if (seed0/f).exists(): (r.out/"figures"/f"{k}_{f}").write_bytes((seed0/f).read_bytes())
+        own = sorted(f.name for f in seed0.glob("*.png") if f.name not in _RUN_FIGURES) if seed0.is_dir() else []
+        for f in own: (r.out/"figures"/f"{k}_{f}").write_bytes((seed0/f).read_bytes())
+        if (r.out/"figures"/f"{k}_predictions.png").exists():
+            lines += [f"### {k} (seed {r.runs[k][0]['seed']})", "", f"![{k} predictions](figures/{k}_predictions.png)",
+                      f"![{k} per-class IoU](figures/{k}_per_class_iou.png)", f"![{k} curves](figures/{k}_curves.png)", ""]
+            lines += [f"![{k} {f[:-4]}](figures/{k}_{f})" for f in own] + ([""] if own else [])
+    return lines
+
 # %% ../nbs/11_report.ipynb #2b2aabd2
 def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=None, features=False, notes: str = "",
                  diagnose: bool = False, target_bn: bool = False) -> Path:
@@ -309,100 +454,12 @@ def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=No
     out = Path(report_dir)/dataset; (out/"figures").mkdir(parents=True, exist_ok=True)
     order = [k for k in (order or sorted(runs, key=lambda k: (k != "source_only", k == "oracle", k))) if k in runs]
     (out/"results.csv").write_text(iou_csv(runs))
-    figs = {"miou_by_method.png": viz.plot_miou_by_method(runs, order)}
-    test = has_split(runs, "test")
-    lines = [f"# {dataset}: results", "",
-             ("Target **test**, per-class IoU (%), mean ± std over seeds, with target val mIoU beside (every setting was chosen "
-              "on val). " if test else "Target val, per-class IoU (%), mean ± std over seeds. ") +
-             "*Δ vs source_only* = mIoU gain over `source_only` trained under the same augmentation policy; "
-             "*gap closed* = share of the source-only → oracle mIoU gap a method closes.", "",
-             iou_table(runs, order, split="test" if test else "val")]
-    if any(m.get("augmentation") for ms in runs.values() for m in ms):
-        lines += ["## Augmentation of each run", "",
-                  "Every method trains under the trainer's shared policy (`TrainConfig.aug`); a method can only add to it "
-                  "through its declared `extra_augmentation`. `source_only-geo` is source-only under the geometric-only policy, "
-                  "so the effect of photometric augmentation alone is visible on its own line.", "", policy_table(runs, order)]
-    if target_bn:
-        tb, nums = target_bn_table(runs_dir, dataset, runs, order)
-        (out/"target_bn.json").write_text(json.dumps(nums, indent=1))
-        lines += ["## Every method with target BatchNorm statistics (AdaBN after training)", "",
-                  "Each run's checkpoint with its BatchNorm statistics re-estimated over the unlabelled target-train images "
-                  "(`report.target_bn_eval`; weights unchanged), scored on test and val: every method on the footing of the "
-                  "`adabn` control, so the last column is what a method's own terms add. Numbers in `target_bn.json`.", "", tb]
-    diag_dir = Path(runs_dir)/dataset/"source_only"/"seed0"
-    if diagnose and (diag_dir/"checkpoint.pt").exists():
-        dg = {"source_only": diagnose_source(diag_dir)}
-        if (Path(runs_dir)/dataset/"source_only-geo"/"seed0"/"checkpoint.pt").exists():
-            dg["source_only-geo"] = diagnose_source(Path(runs_dir)/dataset/"source_only-geo"/"seed0")
-        figs["reliability.png"] = viz.plot_reliability({k: v["reliability"] for k, v in dg.items()},
-                                                        title="source-only (seed 0) on target train: confidence vs accuracy")
-        lines += ["## Diagnosis: is the source model's confidence informative on the target?", "",
-                  "Reliability of the seed-0 source-only model on target train (analysis only), and the CBST labels "
-                  "`self_training` would make from it at several p (density = share of labelled pixels that get a label).", "",
-                  "![reliability](figures/reliability.png)", "", "| model | ECE | " + " | ".join(f"p={c['p']}" for c in dg['source_only']['cbst']) + " |",
-                  "|---|---|" + "---|" * len(dg["source_only"]["cbst"])]
-        for k, v in dg.items():
-            lines.append(f"| {k} | {v['reliability']['ece']:.3f} | " +
-                         " | ".join(f"{100*c['density']:.0f}% at {100*c['accuracy']:.0f}%" for c in v["cbst"]) + " |")
-        lines += ["", "(cells: label density at accuracy)", ""]
-    if "source_only" in runs and "oracle" in runs:
-        so = {m["seed"]: m["miou"] for m in runs["source_only"]}; orc = {m["seed"]: m["miou"] for m in runs["oracle"]}
-        seeds = sorted(set(so) & set(orc)); ratios = [so[s] / orc[s] if orc[s] else float('nan') for s in seeds]
-        lines += ["## Benchmark calibration", "", "| seed | source-only mIoU | oracle mIoU | ratio |", "|---|---|---|---|"]
-        lines += [f"| {s} | {100*so[s]:.1f} | {100*orc[s]:.1f} | {r:.3f} |" for s, r in zip(seeds, ratios)]
-        lines += [f"| mean | {100*np.mean([so[s] for s in seeds]):.1f} | {100*np.mean([orc[s] for s in seeds]):.1f} | **{np.mean(ratios):.3f}** |", "",
-                  "![calibration](figures/calibration.png)", ""]
-        figs["calibration.png"] = viz.plot_ratio_to_oracle(runs)
-    if any(k in runs for k, _, _ in ABLATION[1:]):
-        tab = ablation_table(runs)
-        lines += ["## Ablations (bcl Table 3, cluda Table 3, ucda Table 3, controls)", "", tab]
-        if "†" in tab:
-            lines += ["† run before its method labelled the target with target-batch BatchNorm statistics (`label_bn` of "
-                      "self_training and bcl, `teacher_bn` of ucda): its labels used the running (source-dominated) statistics, "
-                      "as `self_training-lbneval`; compare it with that row and with the other † rows, not with the defaults.", ""]
-    if any(m.get("pseudo_labels") for ms in runs.values() for m in ms):
-        lines += ["## Pseudo labels on target train (bcl Table 4)", "",
-                  "Measured after training against target-train ground truth, for analysis only (the labels never enter training).", "",
-                  pseudo_label_table(runs)]
-        curves = [m for m in runs.get("bcl", []) if m.get("pseudo_label_curve")]
-        if curves:
-            figs["pseudo_label_curve.png"] = viz.plot_pseudo_label_curve(curves[0]["pseudo_label_curve"], title=f"bcl seed {curves[0]['seed']}: accuracy vs density")
-            lines += ["![accuracy vs density](figures/pseudo_label_curve.png)", ""]
-    bcl_log = Path(runs_dir)/dataset/"bcl"/"seed0"/"log.jsonl"
-    if bcl_log.exists():
-        from cda_nb.core import read_jsonl
-        figs["bias_norms.png"] = viz.plot_bias_norms(read_jsonl(bcl_log))
-        lines += ["## Domain bias over training (bcl supplement Fig. 3)", "", "![bias norms](figures/bias_norms.png)", ""]
-    if features:
-        ff = feature_figures(runs_dir, dataset, [m for m in ("source_only", "bcl", "dacs", "cluda", "ucda") if m in runs], seed=0, out=out/"figures")
-        if "tsne" in ff:
-            lines += ["## Features (bcl Fig. 5) and prototype distances", "",
-                      "Pixel features of source (o) and target val (x) images, coloured by ground-truth class (seed 0).", "",
-                      "![t-SNE](figures/tsne.png)", "", "![UMAP](figures/umap.png)", "",
-                      "Cross-domain distances between unit-normalised class prototypes; diagonal / off-diagonal ratio: " +
-                      ", ".join(f"{k} {v:.3f}" for k, v in ff["diagonal_ratio"].items()) + " (lower is better aligned).", "",
-                      "![prototype distances](figures/proto_distances.png)", ""]
-    if notes: lines += [notes, ""]
-    sec = {k: np.median([m["sec_per_iter"] for m in runs[k] if "sec_per_iter" in m]) for k in order}
-    lines += ["## Cost", "", "| method | median s/iter | median train s | median peak RSS (MiB) | device |", "|---|---|---|---|---|"]
-    for k in order:
-        ms = runs[k]
-        lines.append(f"| {k} | {sec[k]:.3f} | {np.median([m['train_seconds'] for m in ms]):.0f} | "
-                     f"{np.median([m['peak_rss_mb'] for m in ms]):.0f} | {ms[0].get('device', '?')} |")
-    lines += ["", "## Figures", "", "![mIoU by method](figures/miou_by_method.png)", ""]
-    for k in order:
-        seed0 = Path(runs_dir)/dataset/k/f"seed{runs[k][0]['seed']}"/"figures"
-        for f in ("predictions.png", "per_class_iou.png", "curves.png"):
-            if (seed0/f).exists():
-                (out/"figures"/f"{k}_{f}").write_bytes((seed0/f).read_bytes())
-        own = sorted(f.name for f in seed0.glob("*.png") if f.name not in ("predictions.png", "per_class_iou.png", "curves.png")) \
-              if seed0.is_dir() else []                         # a method's own analysis figures (ucda's UMAP, sdca's PDD, ...)
-        for f in own: (out/"figures"/f"{k}_{f}").write_bytes((seed0/f).read_bytes())
-        if (out/"figures"/f"{k}_predictions.png").exists():
-            lines += [f"### {k} (seed {runs[k][0]['seed']})", "", f"![{k} predictions](figures/{k}_predictions.png)",
-                      f"![{k} per-class IoU](figures/{k}_per_class_iou.png)", f"![{k} curves](figures/{k}_curves.png)", ""]
-            lines += [f"![{k} {f[:-4]}](figures/{k}_{f})" for f in own] + ([""] if own else [])
-    for name, fig in figs.items(): fig.savefig(out/"figures"/name, dpi=110, bbox_inches="tight"); plt.close(fig)
+    r = ReportInputs(runs, order, Path(runs_dir), dataset, out, {"miou_by_method.png": viz.plot_miou_by_method(runs, order)},
+                     "test" if has_split(runs, "test") else "val")
+    sections = [_results, _augmentation, *([_target_bn] if target_bn else []), *([_diagnosis] if diagnose else []),
+                _calibration, _ablations, _pseudo_labels, _bias_norms, *([_features] if features else [])]
+    lines = [line for s in sections for line in s(r)] + ([notes, ""] if notes else []) + _cost(r) + _run_figures(r)
+    for name, fig in r.figs.items(): fig.savefig(out/"figures"/name, dpi=110, bbox_inches="tight"); plt.close(fig)
     if command: lines += ["## Regenerate", "", "```bash", command, "```", ""]
     (out/"README.md").write_text("\n".join(lines))
     return out/"README.md"

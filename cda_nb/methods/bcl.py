@@ -21,34 +21,12 @@ from .self_training import SelfTraining
 from ..metrics import pool_density_accuracy
 
 # %% auto #0
-__all__ = ['BCL']
+__all__ = ['Distillation', 'BCL']
 
-# %% ../../nbs/methods/bcl.ipynb #f9aa2116
-@register
-class BCL(SelfTraining):
-    "bcl (eq. 12): L_base + FCL (eq. 2) + BCL (eq. 3) on hybrid labels from calibrated prototypes (eqs. 4-10)."
-    key = "bcl"
-    defaults = dict(SelfTraining.defaults, lambda_fc=0.5, lambda_bc=0.5, momentum=0.999, threshold=0.9, tau=0.1,
-                    dynamic=True, calibrate=True, seg_on_hybrid=False, max_pixels=0, feat="classifier", pairwise=True,
-                    distill_iters=0, lambda_kd=1.0)
-    choices = dict(SelfTraining.choices, feat=("classifier", "decoder"))
-    ranges = dict(SelfTraining.ranges, momentum=(0, 1, True, True), threshold=(-1, 1, True, True), tau=(0, None, False, False),
-                  max_pixels=(0, None, True, False), distill_iters=(0, None, True, False))
-
-    def rep(self, out):
-        "The contrasted representation: signed classifier-level outputs (official code) or the decoder features."
-        return (out.classifier_feats if self.hp["feat"] == "classifier" else out.feats).float()
-
-    def setup(self, run):
-        super().setup(run)
-        C = len(CLASSES19)
-        D = getattr(run.model, "cls_feat_dim", C) if self.hp["feat"] == "classifier" else run.model.feat_dim
-        self.src_bank = ProtoBank(C, D, self.hp["momentum"]).to(run.device)
-        self.tgt_bank = ProtoBank(C, D, self.hp["momentum"]).to(run.device)
-        self._batch, self.teacher = None, None
-        self.stages(run.iters)                                # checks distill_iters against iters
-
-    # -- the optional self-distillation stage (supplement eq. 2): the last `distill_iters` steps of the run --
+# %% ../../nbs/methods/bcl.ipynb #ab0f6aba
+class Distillation:
+    """bcl's optional self-distillation stage (supplement eq. 2), the last `distill_iters` steps of a run: the adapted
+    model becomes a frozen teacher, the student restarts from the starting weights and learns from the teacher's labels."""
     def stages(self, iters):
         "Adaptation, then (with `distill_iters`) self-distillation; each stage has its own poly schedule."
         return tail_stage(iters, self.hp["distill_iters"], "adapt", "distill", "bcl distill_iters")
@@ -87,6 +65,31 @@ class BCL(SelfTraining):
         with torch.no_grad(), self.teacher_bn(): q_t = self.teacher(tgt["image"]).logits.float().softmax(1)
         terms["kd"] = self.hp["lambda_kd"] * F.kl_div(out_t.logits.float().log_softmax(1), q_t, reduction="none").sum(1).mean()
         return terms
+
+# %% ../../nbs/methods/bcl.ipynb #f9aa2116
+@register
+class BCL(Distillation, SelfTraining):
+    "bcl (eq. 12): L_base + FCL (eq. 2) + BCL (eq. 3) on hybrid labels from calibrated prototypes (eqs. 4-10)."
+    key = "bcl"
+    defaults = dict(SelfTraining.defaults, lambda_fc=0.5, lambda_bc=0.5, momentum=0.999, threshold=0.9, tau=0.1,
+                    dynamic=True, calibrate=True, seg_on_hybrid=False, max_pixels=0, feat="classifier", pairwise=True,
+                    distill_iters=0, lambda_kd=1.0)
+    choices = dict(SelfTraining.choices, feat=("classifier", "decoder"))
+    ranges = dict(SelfTraining.ranges, momentum=(0, 1, True, True), threshold=(-1, 1, True, True), tau=(0, None, False, False),
+                  max_pixels=(0, None, True, False), distill_iters=(0, None, True, False))
+
+    def rep(self, out):
+        "The contrasted representation: signed classifier-level outputs (official code) or the decoder features."
+        return (out.classifier_feats if self.hp["feat"] == "classifier" else out.feats).float()
+
+    def setup(self, run):
+        super().setup(run)
+        C = len(CLASSES19)
+        D = getattr(run.model, "cls_feat_dim", C) if self.hp["feat"] == "classifier" else run.model.feat_dim
+        self.src_bank = ProtoBank(C, D, self.hp["momentum"]).to(run.device)
+        self.tgt_bank = ProtoBank(C, D, self.hp["momentum"]).to(run.device)
+        self._batch, self.teacher = None, None
+        self.stages(run.iters)                                # checks distill_iters against iters
 
     @torch.no_grad()
     def pseudo_labels(self, f_t, rho_s, present_s, static, calibrated=None, threshold=None, dynamic=None):

@@ -17,7 +17,7 @@ from ..metrics import pool_density_accuracy
 
 # %% auto #0
 __all__ = ['FORMS', 'target_mask', 'gather_levels', 'bound_inputs', 'sdca_term', 'init_stats', 'sampled_lovasz', 'pdd',
-           'pdd_scores', 'plot_pdd', 'tsne_figure', 'SDCA']
+           'pdd_scores', 'plot_pdd', 'tsne_figure', 'SSLStage', 'SDCA']
 
 # %% ../../nbs/methods/sdca.ipynb #323bc30a
 @torch.no_grad()
@@ -139,9 +139,36 @@ def tsne_figure(model, ds, n_images=4, per_class=100, seed=0, device="cpu", titl
     viz.plot_embedding(emb, y.numpy(), np.ones(len(y), int), ax=ax, title=title)
     return fig
 
+# %% ../../nbs/methods/sdca.ipynb #e72d1a68
+class SSLStage:
+    """sdca's optional SSL stage (eqs. 19-20), the last `ssl_iters` steps of a run: the adapted model labels the target
+    set once, the run optionally restarts from its starting weights, and the target batches carry those labels."""
+    @property
+    def ssl_started(self): return self.store.refreshed_at >= 0
+
+    def stages(self, iters):
+        "Contrastive adaptation, then (with `ssl_iters`) the SSL stage; the lr schedule restarts with each stage."
+        return tail_stage(iters, self.hp["ssl_iters"], "adaptation", "ssl", "sdca ssl_iters")
+
+    def start_ssl(self, step):
+        "Label the target set with the adapted model (eq. 19), optionally restart from the initial weights, clear the optimiser."
+        t = self.run
+        self.store.refresh(t.logits, self.images, step, batch_size=t.eval_batch_size, num_workers=t.num_workers)
+        start = t.initial_state() if self.hp["ssl_from_init"] else None
+        if start is not None: t.model.load_state_dict(start)
+        t.reset_optimizer()
+        self._pseudo_stream()
+
+    def _pseudo_stream(self):
+        self.stream = PseudoLabeled(self.images, self.store, self.run.augment()); self.run.reload_target()
+
+    def target_stream(self, run):
+        "Unlabelled target images; in the SSL stage each carries its eq. 19 label `pseudo` (never a target label)."
+        return self.stream if self.stream is not None else super().target_stream(run)
+
 # %% ../../nbs/methods/sdca.ipynb #042dd6de
 @register
-class SDCA(Method):
+class SDCA(SSLStage, Method):
     "SDCA: L_ce + λ_lov L_lov + λ_feat L_feat + λ_out L_out (eq. 18), then an optional SSL stage (eqs. 19-20)."
     key, uses_target, default_init, lr_factor = "sdca", True, "source_only", 0.3
     defaults = dict(lambda_lovasz=0.75, lambda_feat=1.0, lambda_out=1.0, delta=0.9, delta_on="softmax", tau=30.0,
@@ -176,34 +203,10 @@ class SDCA(Method):
                    t.autocast, t.num_workers, t.progress and t.is_main)
         self.stats_ready = True
 
-    # -- the SSL stage: the last `ssl_iters` steps of the run --
-    @property
-    def ssl_started(self): return self.store.refreshed_at >= 0
-
-    def stages(self, iters):
-        "Contrastive adaptation, then (with `ssl_iters`) the SSL stage; the lr schedule restarts with each stage."
-        return tail_stage(iters, self.hp["ssl_iters"], "adaptation", "ssl", "sdca ssl_iters")
-
     def before_step(self, step):
         if not self.stats_ready: self.init_statistics()              # a resumed run has them in its checkpoint
         s = self.hp["ssl_iters"]
         if s and step >= self.run.iters - s and not self.ssl_started: self.start_ssl(step)
-
-    def start_ssl(self, step):
-        "Label the target set with the adapted model (eq. 19), optionally restart from the initial weights, clear the optimiser."
-        t = self.run
-        self.store.refresh(t.logits, self.images, step, batch_size=t.eval_batch_size, num_workers=t.num_workers)
-        start = t.initial_state() if self.hp["ssl_from_init"] else None
-        if start is not None: t.model.load_state_dict(start)
-        t.reset_optimizer()
-        self._pseudo_stream()
-
-    def _pseudo_stream(self):
-        self.stream = PseudoLabeled(self.images, self.store, self.run.augment()); self.run.reload_target()
-
-    def target_stream(self, run):
-        "Unlabelled target images; in the SSL stage each carries its eq. 19 label `pseudo` (never a target label)."
-        return self.stream if self.stream is not None else super().target_stream(run)
 
     def losses(self, src, tgt, step):
         t, h = self.run, self.hp
