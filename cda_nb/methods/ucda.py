@@ -22,8 +22,8 @@ from ..prototypes import projection_head, project, class_centroids
 
 # %% auto #0
 __all__ = ['EXPAND_RULES', 'HARD_CLASSES', 'multiscale_probs', 'batch_thresholds', 'adaptive_labels', 'sample_per_class',
-           'per_class_slots', 'pair_contrast', 'sample_memory', 'WindowPrototypes', 'expand_labels', 'UCDA',
-           'label_summary', 'hard_class_table', 'umap_figure']
+           'per_class_slots', 'pair_contrast', 'sample_memory', 'WindowPrototypes', 'expand_labels', 'TargetLabels',
+           'UCDA', 'label_summary', 'hard_class_table', 'umap_figure']
 
 # %% ../../nbs/methods/ucda.ipynb #bf4160c8
 @torch.no_grad()
@@ -189,9 +189,39 @@ def expand_labels(labels, feats, protos, present, thr, rule="weight", tau=0.07, 
 # %% ../../nbs/methods/ucda.ipynb #6ed47da6
 EXPAND_RULES = ("weight", "distance")
 
+# %% ../../nbs/methods/ucda.ipynb #6f140acd
+class TargetLabels:
+    """ucda's labels of target pixels: the teacher's multi-scale labels with adaptive class thresholds (B.2), their
+    expansion by window prototypes (sec. 5.3), and the anchors drawn per class for the contrast (sec. 5.4)."""
+    @torch.no_grad()
+    def pseudo_labels(self, image):
+        "Teacher labels (B,H,W) of target crops, multi-scale with adaptive thresholds (before expansion); also omega (B,H,W), tau (C,), teacher features."
+        h = self.hp
+        self.teacher.eval()
+        with batch_stats(self.teacher, h["teacher_bn"] == "batch"):                                     # BatchNorm: see the table
+            probs, feats = multiscale_probs(self.teacher, image, self.scales)
+        y, thr = adaptive_labels(probs, h["top"], h["tau0"], h["adaptive"])
+        w = probs.gather(1, y.clamp_max(probs.shape[1] - 1)[:, None])[:, 0] * (y != IGNORE)     # omega(f, c) of eq. 2
+        return y, w, thr, feats
+
+    def expand(self, y, feats, thr, rule=None):
+        "`expand_labels` with the window prototypes and the method's rule."
+        h = self.hp
+        return expand_labels(y, feats, *self.pl_protos.protos(), thr, rule or h["expand_rule"], h["tau"], h["expand_sim"])
+
+    def _anchors(self, z, labels, g):
+        "Anchor projections (N,P) and labels (N,): at most `anchors` pixels per class (sec. 5.4)."
+        y = resize_labels(labels, z.shape[-2:]).reshape(-1)
+        f = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        if not host_forms(y):                                       # accelerator: k slots per class, empty ones ignored
+            idx, ok = per_class_slots(y, self.hp["anchors"], len(CLASSES19), g)
+            return f[idx], torch.where(ok, y[idx], IGNORE)
+        idx = sample_per_class(y, self.hp["anchors"], g)
+        return f[idx], y[idx]
+
 # %% ../../nbs/methods/ucda.ipynb #3f8873b9
 @register
-class UCDA(Method):
+class UCDA(TargetLabels, Method):
     "ucda (eq. 7): L_cls (eq. 4) + alpha (L_in (eq. 5) + L_cross (eq. 6)), a teacher copied every `teacher_every` steps, label expansion."
     key, uses_target, default_init, lr_factor = "ucda", True, "source_only", 0.3
     defaults = dict(lambda_t=0.1, alpha=0.1, tau=0.07, teacher_every=200, multiscale=True, scales=[0.5, 1.0],
@@ -226,32 +256,6 @@ class UCDA(Method):
         self._push, self._log = None, {}
 
     def parameters(self): return [] if self.head is None else list(self.head.parameters())
-
-    @torch.no_grad()
-    def pseudo_labels(self, image):
-        "Teacher labels (B,H,W) of target crops, multi-scale with adaptive thresholds (before expansion); also omega (B,H,W), tau (C,), teacher features."
-        h = self.hp
-        self.teacher.eval()
-        with batch_stats(self.teacher, h["teacher_bn"] == "batch"):                                     # BatchNorm: see the table
-            probs, feats = multiscale_probs(self.teacher, image, self.scales)
-        y, thr = adaptive_labels(probs, h["top"], h["tau0"], h["adaptive"])
-        w = probs.gather(1, y.clamp_max(probs.shape[1] - 1)[:, None])[:, 0] * (y != IGNORE)     # omega(f, c) of eq. 2
-        return y, w, thr, feats
-
-    def expand(self, y, feats, thr, rule=None):
-        "`expand_labels` with the window prototypes and the method's rule."
-        h = self.hp
-        return expand_labels(y, feats, *self.pl_protos.protos(), thr, rule or h["expand_rule"], h["tau"], h["expand_sim"])
-
-    def _anchors(self, z, labels, g):
-        "Anchor projections (N,P) and labels (N,): at most `anchors` pixels per class (sec. 5.4)."
-        y = resize_labels(labels, z.shape[-2:]).reshape(-1)
-        f = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-        if not host_forms(y):                                       # accelerator: k slots per class, empty ones ignored
-            idx, ok = per_class_slots(y, self.hp["anchors"], len(CLASSES19), g)
-            return f[idx], torch.where(ok, y[idx], IGNORE)
-        idx = sample_per_class(y, self.hp["anchors"], g)
-        return f[idx], y[idx]
 
     def losses(self, src, tgt, step):
         t, h, C = self.run, self.hp, len(CLASSES19)
