@@ -1,10 +1,13 @@
-"""Keep a notebook's small outputs: execute it with nbconvert into a scratch folder, then copy back the outputs of every
-code cell whose source is unchanged, leaving out stderr, errors, outputs over 150 kB and any output that names a path
+"""Keep a notebook's small outputs: execute it as `nbdev_test` would (in its own folder, cells marked `#| eval: false`
+left out, so no long run starts and nothing is written beside the notebook), then copy back the outputs of every
+code cell that ran, leaving out stderr, errors, outputs over 150 kB and any output that names a path
 of the machine (temporary folders, home directories). Run `nbdev_clean` afterwards.
 
     python .ci/keep_outputs.py nbs/04_losses.ipynb nbs/methods/base.ipynb ...
 """
-import json, re, subprocess, sys, tempfile
+import json, re, sys
+import nbformat
+from nbclient import NotebookClient
 from pathlib import Path
 
 BAD = re.compile(r"/tmp/|/work/|/root|/home/|/private/|/Users/|tmp[a-z0-9_]{6,}")
@@ -16,8 +19,20 @@ def keep(o) -> bool:
     text = "".join(o.get("text", "")) + "".join("".join(d.get(k, "")) for k in ("text/plain", "text/html", "text/markdown"))
     return not BAD.search(text)
 
-def merge(executed: Path, target: Path) -> tuple:
-    ex = {c["id"]: c for c in json.loads(executed.read_text())["cells"]}
+SKIP = re.compile(r"^\s*#\s*\|\s*eval\s*:\s*false", re.M)
+
+def skipped(cell) -> bool:
+    "A code cell `nbdev_test` does not run (`#| eval: false`)."
+    return cell["cell_type"] == "code" and bool(SKIP.search("".join(cell["source"])))
+
+def execute(path: Path) -> dict:
+    "Run the notebook at `path` in its own folder without its `eval: false` cells; return the executed cells by id."
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [c for c in nb.cells if not skipped(c)]
+    NotebookClient(nb, timeout=1800, resources={"metadata": {"path": str(path.parent)}}).execute()
+    return {c["id"]: c for c in nb.cells}
+
+def merge(ex: dict, target: Path) -> tuple:
     nb = json.loads(target.read_text()); kept = dropped = 0
     for c in nb["cells"]:
         e = ex.get(c.get("id"))
@@ -33,6 +48,4 @@ def merge(executed: Path, target: Path) -> tuple:
 
 if __name__ == "__main__":
     for p in map(Path, sys.argv[1:]):
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(["jupyter", "nbconvert", "--to", "notebook", "--execute", str(p), "--output-dir", tmp], check=True)
-            print(p, "kept %d, dropped %d" % merge(Path(tmp)/p.name, p))
+        print(p, "kept %d, dropped %d" % merge(execute(p), p))
