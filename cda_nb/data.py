@@ -21,7 +21,7 @@ __all__ = ['IGNORE', 'Label', 'CS_LABELS', 'CLASSES19', 'PALETTE19', 'THING19', 
            'to_label_tensor', 'JointTransform', 'GTA5', 'Cityscapes', 'read_png', 'write_png16', 'read_synthia_label',
            'write_synthia_label', 'SYNTHIA', 'train_id_counts', 'label_workers', 'label_table', 'presence_cache_key',
            'class_presence', 'class_pixel_counts', 'class_balanced_probs', 'ClassBalancedChoice', 'png_size',
-           'check_files', 'photometric']
+           'check_files', 'photometric', 'dacs_strong']
 
 # %% ../nbs/01_data.ipynb #d14e0bd7
 IGNORE = 255
@@ -164,9 +164,9 @@ def to_label_tensor(label) -> torch.Tensor:
 
 # %% ../nbs/01_data.ipynb #fd0f4b43
 class JointTransform:
-    "Resize to `resize` (h,w), random scale in `scale` (lo,hi), random crop `crop` (h,w), random horizontal flip."
-    def __init__(self, resize=None, scale=None, crop=None, flip=False):
-        self.resize, self.scale, self.crop, self.flip = resize, scale, crop, flip
+    "Resize to `resize` (h,w), random scale in `scale` (lo,hi), random crop `crop` (h,w) (`cat_max_ratio`: mmseg's redraw), random horizontal flip."
+    def __init__(self, resize=None, scale=None, crop=None, flip=False, cat_max_ratio: float = 1.0):
+        self.resize, self.scale, self.crop, self.flip, self.cat_max_ratio = resize, scale, crop, flip, cat_max_ratio
 
     @staticmethod
     def _resize(img, lab, size):
@@ -192,13 +192,26 @@ class JointTransform:
                 img = F.pad(img, (0, pw, 0, ph), value=0)
                 if lab is not None: lab = F.pad(lab, (0, pw, 0, ph), value=IGNORE)
                 h, w = img.shape[-2:]
-            y = int(torch.randint(0, h - ch + 1, (1,)).item()); x = int(torch.randint(0, w - cw + 1, (1,)).item())
+            y, x = self._offsets(lab, h, w, ch, cw)
             img = img[:, y:y + ch, x:x + cw]
             if lab is not None: lab = lab[y:y + ch, x:x + cw]
         if self.flip and torch.rand(1).item() < 0.5:
             img = img.flip(-1)
             if lab is not None: lab = lab.flip(-1)
         return img, lab
+
+    def _offsets(self, lab, h, w, ch, cw):
+        """A random crop's top-left corner; with `cat_max_ratio` < 1 and a label, redrawn up to 10 times while one class
+        covers `cat_max_ratio` or more of the crop's labelled pixels, or it holds one class only (mmseg `RandomCrop`)."""
+        draw = lambda: (int(torch.randint(0, h - ch + 1, (1,)).item()), int(torch.randint(0, w - cw + 1, (1,)).item()))
+        y, x = draw()
+        if lab is None or self.cat_max_ratio >= 1: return y, x
+        for _ in range(10):
+            cnt = torch.bincount(lab[y:y + ch, x:x + cw].reshape(-1).long(), minlength=256)[:IGNORE]
+            cnt = cnt[cnt > 0]
+            if len(cnt) > 1 and float(cnt.max()) / float(cnt.sum()) < self.cat_max_ratio: break
+            y, x = draw()
+        return y, x
 
     def _uint8(self, image, label):
         "The full-scale path (a fixed `resize`, uint8 input): one uint8 resize to the scaled size, crop and flip in uint8, float last."
@@ -222,7 +235,9 @@ class JointTransform:
         img, lab = self._crop_flip(img, lab)
         return img.contiguous(), (None if lab is None else lab.contiguous())
 
-    def __repr__(self): return f"JointTransform(resize={self.resize}, scale={self.scale}, crop={self.crop}, flip={self.flip})"
+    def __repr__(self):
+        cm = f", cat_max_ratio={self.cat_max_ratio}" if self.cat_max_ratio < 1 else ""
+        return f"JointTransform(resize={self.resize}, scale={self.scale}, crop={self.crop}, flip={self.flip}{cm})"
 
 # %% ../nbs/01_data.ipynb #9bc69594
 GTA5_LAYOUT = """<root>/
@@ -600,3 +615,21 @@ def photometric(x, g: torch.Generator, contrast=0.2, brightness=0.1, blur=0.0, b
     if noise > 0:
         y = y + up((noise * u(B)).view(B, 1, 1, 1)) * up(torch.randn(x.shape, generator=g))
     return y.clamp(0, 1)
+
+# %% ../nbs/01_data.ipynb #dst0002
+def dacs_strong(x, g: torch.Generator, jitter: float = 0.2, jitter_p: float = 0.8, blur_p: float = 0.5, sigma=(0.15, 1.15)):
+    "DACS's strong transform of a batch (B,3,H,W) in [0,1]: colour jitter (p `jitter_p`) and Gaussian blur (p `blur_p`), every draw from `g`."
+    from kornia import enhance
+    u = lambda *s: torch.rand(*s, generator=g)
+    do_jitter, do_blur = float(u(1)) < jitter_p, float(u(1)) < blur_p       # once per step, as DAFormer draws them
+    out = []
+    for i in range(x.shape[0]):
+        y = x[i:i + 1]
+        if do_jitter:
+            f = (1 + jitter * (2 * u(3) - 1)).tolist(); hue = float(jitter * (2 * u(1) - 1))
+            for k in torch.randperm(4, generator=g).tolist():                 # kornia's ColorJitter: a random order
+                y = (enhance.adjust_brightness(y, f[0] - 1) if k == 0 else enhance.adjust_contrast(y, f[1]) if k == 1 else
+                     enhance.adjust_saturation(y, f[2]) if k == 2 else enhance.adjust_hue(y, hue * 2 * math.pi))
+        if do_blur: y = _gauss_blur(y[0], sigma[0] + (sigma[1] - sigma[0]) * float(u(1)))[None]
+        out.append(y)
+    return torch.cat(out).clamp(0, 1)

@@ -42,7 +42,8 @@ SHIPPED = sorted(p for p in (ROOT/"configs").rglob("*.yaml") if "_base" not in p
 def test_shipped_configs_are_valid(path):
     from cda_nb.cli import load_run_config
     cfg = load_run_config(path)
-    assert (path.stem == cfg.method or path.stem.startswith(cfg.method + "_")) and cfg.dataset == path.parent.name   # <method>[_<variant>].yaml
+    folder = path.parent.parent if path.parent.name == "fair" else path.parent        # <dataset>/[fair/]<method>[_<variant>].yaml
+    assert (path.stem == cfg.method or path.stem.startswith(cfg.method + "_")) and cfg.dataset == folder.name
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT/"configs")))
 def test_shipped_configs_say_only_what_differs(path):

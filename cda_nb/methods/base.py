@@ -18,7 +18,7 @@ __all__ = ['RUN_CONTEXT', 'METHODS', 'RunContext', 'AnalysisInputs', 'tail_stage
 RUN_CONTEXT = ("model", "device", "autocast", "logits", "predict", "rank", "is_main",
                "iters", "seed", "eval_batch_size", "eval_size", "num_workers", "progress", "figures", "model_name", "source_sampling",
                "generator", "augment", "augment_images", "source_set", "target_set", "val_set", "target_images", "source_images",
-               "source_sampler", "reload_target", "initial_state", "reset_optimizer", "save_artifact", "save_figure")
+               "source_sampler", "reload_target", "initial_state", "pretrained_model", "reset_optimizer", "save_artifact", "save_figure")
 
 def _setting(name, field=None, doc=""):
     return property(lambda s: getattr(s._run.cfg, field or name), doc=doc or f"The run's `{field or name}` (read only).")
@@ -58,6 +58,7 @@ class RunContext:
     # stages
     def reload_target(self): self._run.reload_target()
     def initial_state(self): return self._run.initial_state()
+    def pretrained_model(self): return self._run.pretrained_model()
     def reset_optimizer(self): self._run.opt.state.clear()
     # outputs: the run writes them
     def save_artifact(self, name: str, obj): self._run.save_artifact(name, obj)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from ..core import stream_seed, cache_dir, CDAError, host_forms, masked_rows_mean
-from ..data import IGNORE, CLASSES19, THING_CLASSES, class_pixel_counts
+from ..data import IGNORE, CLASSES19, THING_CLASSES, class_pixel_counts, dacs_strong
 from ..losses import seg_ce
 from ..models import batch_stats
 from ..hrda import HRDA, seg_loss
@@ -17,7 +17,8 @@ from .base import Method, register
 from ..teachers import frozen_copy, ema_update
 
 # %% auto #0
-__all__ = ['classmix_masks', 'mix', 'rcs_probs', 'RareClassChoice', 'downscale_labels', 'feature_distance', 'lr_feats', 'DACS']
+__all__ = ['classmix_masks', 'mix', 'rcs_probs', 'RareClassChoice', 'downscale_labels', 'feature_distance', 'lr_feats',
+           'fd_features', 'pl_crop', 'DACS']
 
 # %% ../../nbs/methods/dacs.ipynb #92178447
 def classmix_masks(src_labels, g: torch.Generator) -> torch.Tensor:
@@ -59,8 +60,9 @@ def rcs_probs(counts, temperature: float = 0.01) -> np.ndarray:
 # %% ../../nbs/methods/dacs.ipynb #2f2c2811
 class RareClassChoice:
     "Rare-class sampling: `index(pos)` -> image index, deterministic in (seed, pos); P(c) by `rcs_probs`, then uniform among images rich in c."
-    def __init__(self, counts, temperature: float = 0.01, min_share: float = 0.0015, seed: int = 0):
+    def __init__(self, counts, temperature: float = 0.01, min_share: float = 0.0015, seed: int = 0, min_crop_pixels: int = 0):
         counts = np.asarray(counts)
+        if min_crop_pixels > 0: self.accepts, self.min_crop_pixels = self._accepts, min_crop_pixels   # the stream redraws refused crops
         share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
         self.members = []
         for c in range(counts.shape[1]):
@@ -70,6 +72,9 @@ class RareClassChoice:
         self.probs, self.seed = torch.from_numpy(p / p.sum()), seed
     def class_at(self, pos: int) -> int: return self._draw(pos)[0]
     def index(self, pos: int) -> int: return self._draw(pos)[1]
+    def _accepts(self, pos: int, item) -> bool:
+        "Whether the crop `item` holds more than `min_crop_pixels` of the class drawn at `pos` (DAFormer: min_pixels x min_crop_ratio)."
+        return int((item["label"] == self.class_at(pos)).sum()) > self.min_crop_pixels
     def _draw(self, pos):
         g = torch.Generator().manual_seed(stream_seed(self.seed, "rcs", pos))
         k = int(torch.multinomial(self.probs, 1, generator=g)); m = self.members[k]
@@ -97,9 +102,24 @@ def feature_distance(feats, ref_feats, labels, classes=THING_CLASSES, min_ratio:
 
 # %% ../../nbs/methods/dacs.ipynb #37d98379
 @torch.no_grad()
-def lr_feats(model, x):
+def lr_feats(model, x, where: str = "decoder"):
     "Features of a frozen reference for the feature distance: an HRDA model's LR path (HRDA's `feature_scale` 0.5), else the model's."
-    return model.base(model.lr_input(x)).feats if isinstance(model, HRDA) else model(x).feats
+    return fd_features(model.base(model.lr_input(x)) if isinstance(model, HRDA) else model(x), where)
+
+def fd_features(out, where: str = "decoder"):
+    "What the feature distance compares: the decoder's `feats`, or the encoder's last stage (`levels[-1]`; DeepLab-V2's `feats` are its layer4)."
+    if where == "decoder": return out.feats
+    return out.levels[-1] if out.levels else out.feats
+
+# %% ../../nbs/methods/dacs.ipynb #plc0002
+def pl_crop(weights, margins):
+    "Pseudo-label weights (B,H,W) with `margins` (top, bottom, left, right) pixels of every image set to 0 (DAFormer's `croppl`)."
+    top, bottom, left, right = (int(v) for v in margins)
+    if not (top or bottom or left or right): return weights
+    H, W = weights.shape[-2:]
+    keep = torch.zeros(H, W, dtype=torch.bool, device=weights.device)
+    keep[top:H - bottom, left:W - right] = True
+    return weights * keep
 
 # %% ../../nbs/methods/dacs.ipynb #d07447c1
 @register
@@ -110,15 +130,19 @@ class DACS(Method):
     def extra_augmentation(self):
         "What dacs adds to the shared policy (nothing in the `mix=False` ablation)."
         return "ClassMix (source classes pasted onto target), then the shared policy on the mix" if self.hp["mix"] else ""
-    defaults = dict(alpha=0.999, threshold=0.968, lambda_t=1.0, mix=True, teacher_bn="train",
-                    rcs_temperature=0.01, rcs_min_share=0.0015, lambda_fd=0.005)
-    ranges = {"alpha": (0, 1, True, True), "threshold": (0, 1, True, False), "rcs_temperature": (0, None, True, False), "rcs_min_share": (0, 1, True, True)}
-    choices = {"teacher_bn": ("train", "eval")}
+    defaults = dict(alpha=0.999, threshold=0.968, lambda_t=1.0, mix=True, teacher_bn="train", strong="shared",
+                    pl_margins=[0, 0, 0, 0], rcs_temperature=0.01, rcs_min_share=0.0015, rcs_min_crop_pixels=0,
+                    lambda_fd=0.005, fd_features="decoder", fd_reference="start")
+    ranges = {"alpha": (0, 1, True, True), "threshold": (0, 1, True, False), "rcs_temperature": (0, None, True, False), "rcs_min_share": (0, 1, True, True),
+              "rcs_min_crop_pixels": (0, None, True, False), "pl_margins": (0, None, True, False)}
+    choices = {"teacher_bn": ("train", "eval"), "strong": ("shared", "dacs"), "fd_features": ("decoder", "encoder"),
+               "fd_reference": ("start", "imagenet")}
 
     def setup(self, run):
         super().setup(run)
         self.teacher = frozen_copy(run.model)
-        self.fd_ref = frozen_copy(run.model) if self.hp["lambda_fd"] > 0 else None   # the network as the run starts
+        fd = self.hp["lambda_fd"] > 0                      # the reference: the network as the run starts, or a fresh ImageNet one
+        self.fd_ref = None if not fd else frozen_copy(run.model) if self.hp["fd_reference"] == "start" else run.pretrained_model()
         self._w = float("nan")
 
     def source_chooser(self, run):
@@ -127,7 +151,7 @@ class DACS(Method):
         if run.source_sampling or not self.hp["rcs_temperature"] or ds is None: return super().source_chooser(run)
         counts = class_pixel_counts(ds, len(CLASSES19), cache=cache_dir()/f"pixel-counts-{presence_cache_key(ds)}.npy",
                                     progress=run.progress)
-        return RareClassChoice(counts, self.hp["rcs_temperature"], self.hp["rcs_min_share"], run.seed)
+        return RareClassChoice(counts, self.hp["rcs_temperature"], self.hp["rcs_min_share"], run.seed, self.hp["rcs_min_crop_pixels"])
 
     @torch.no_grad()
     def pseudo_labels(self, image):
@@ -143,17 +167,18 @@ class DACS(Method):
         out_s = t.model(src["image"])
         terms = {"ce_src": seg_loss(out_s, src["label"])}
         if self.fd_ref is not None:
-            ref = lr_feats(self.fd_ref, src["image"])
-            terms["fd"] = h["lambda_fd"] * feature_distance(out_s.feats, ref, src["label"])
+            ref = lr_feats(self.fd_ref, src["image"], h["fd_features"])
+            terms["fd"] = h["lambda_fd"] * feature_distance(fd_features(out_s, h["fd_features"]), ref, src["label"])
         pl, w = self.pseudo_labels(tgt["image_plain"])
         if h["mix"]:
             g = t.generator("classmix")
             m = classmix_masks(src["label"], g)
-            x = t.augment_images(mix(m, src["image_plain"], tgt["image_plain"]), "augment_mixed")
+            x = mix(m, src["image_plain"], tgt["image_plain"])
+            x = dacs_strong(x, t.generator("augment_mixed")) if h["strong"] == "dacs" else t.augment_images(x, "augment_mixed")
             y = mix(m, src["label"], pl)
         else:                                            # ablation: plain mean teacher on the target batch
             x, y, m = tgt["image"], pl, torch.zeros_like(pl, dtype=torch.bool)
-        pw = torch.where(m, torch.ones_like(m, dtype=torch.float), w[:, None, None].expand_as(m))
+        pw = torch.where(m, torch.ones_like(m, dtype=torch.float), pl_crop(w[:, None, None].expand_as(m), h["pl_margins"]))
         out_m = t.model(x)
         terms["ce_mix"] = h["lambda_t"] * seg_loss(out_m, y, pw)
         self._w = w.mean().detach()                    # read on logging steps only (a float() here is a sync per step)

@@ -16,8 +16,8 @@ from .validation import validate_config, check_method_params
 from .streams import SOURCE_SAMPLING
 
 # %% auto #0
-__all__ = ['DATASET_DEFAULTS', 'COMPILE_MODES', 'TrainConfig', 'default_workers', 'compile_model', 'make_config',
-           'notebook_params']
+__all__ = ['DATASET_DEFAULTS', 'COMPILE_MODES', 'NO_DECAY_KINDS', 'TrainConfig', 'default_workers', 'compile_model',
+           'make_config', 'notebook_params']
 
 # %% ../../nbs/training/00_config.ipynb #24fef222
 DATASET_DEFAULTS = {
@@ -52,9 +52,11 @@ class TrainConfig:
     lr: Optional[float] = None     # None: the dataset's base lr, times the method's `lr_factor`
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    no_decay: list = field(default_factory=list)     # parameter kinds trained without weight decay: "layernorm", "batchnorm", "bias" (DAFormer: ["layernorm"])
     poly_power: float = 0.9
     warmup_iters: int = 0          # linear learning-rate warm-up from 1e-6 x lr over the first steps (DAFormer: 1500)
     crop: Optional[tuple] = None
+    cat_max_ratio: float = 1.0     # < 1: a source crop is redrawn (up to 10 times) while one class covers this share of it (DAFormer: 0.75)
     scale: Optional[tuple] = None
     src_resize: Optional[tuple] = None
     tgt_resize: Optional[tuple] = None
@@ -98,6 +100,7 @@ def default_workers(device) -> int:
     return max(1, min(8, cores // max(local, 1) - 1))
 
 COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "eager")
+NO_DECAY_KINDS = ("layernorm", "batchnorm", "bias")   # what `no_decay` may name (training/trainer: `decay_groups`)
 
 def compile_model(model, mode: str):
     """`torch.compile` the module in place (`nn.Module.compile`: its state dict keeps its keys, checkpoints stay as they are);
@@ -133,6 +136,8 @@ def make_config(cfg=None, **params) -> TrainConfig:
     check_choice("model", c.model, MODELS)
     check_choice("source_sampling", c.source_sampling, ["", *SOURCE_SAMPLING])
     check_choice("aug", c.aug, AUG_POLICIES)
+    for k in c.no_decay: check_choice("no_decay", k, NO_DECAY_KINDS)
+    if not 0 < c.cat_max_ratio <= 1: raise CDAError(f"cat_max_ratio={c.cat_max_ratio} must be in (0, 1] (1: one crop, no redraw)")
     bad = [k for k in c.aug_params if k not in AUG_DEFAULTS]
     if bad: raise CDAError(f"aug_params has unknown key(s) {bad}; valid: {', '.join(AUG_DEFAULTS)}")
     for k, v in c.aug_params.items():

@@ -33,7 +33,11 @@ class Stream(Dataset):
     def __getitem__(self, pos):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(mix_seed(self.seed, self.salt, 1 << 40, pos))
-            item = self.ds[self.index(pos)]
+            i = self.index(pos); item = self.ds[i]
+            accepts = getattr(self.chooser, "accepts", None)   # e.g. RCS: the drawn class must cover enough of the crop
+            for _ in range(10 if accepts else 0):
+                if accepts(pos, item): break
+                item = self.ds[i]                               # the same image, a new crop (DAFormer: up to 10 times)
         return {k: _small_label(v) if k in LABEL_KEYS else v for k, v in item.items()}
 
 LABEL_KEYS = ("label", "pseudo")          # class maps of a batch: uint8 between the loader and the device (8x less than int64)
@@ -93,9 +97,9 @@ def source_dataset(cfg: TrainConfig, transform=None):
 def build_data(cfg: TrainConfig, method) -> dict:
     "Datasets of a run: `source`, `target` (unlabelled unless `method.target_labels`), `val`, `test` (when labelled)."
     tgt_root = data_roots(cfg)[1]
-    tf = lambda resize: JointTransform(resize=resize, scale=cfg.scale, crop=cfg.crop, flip=cfg.flip)
+    tf = lambda resize, cmr=1.0: JointTransform(resize=resize, scale=cfg.scale, crop=cfg.crop, flip=cfg.flip, cat_max_ratio=cmr)
     d = {}
-    if method.uses_source: d["source"] = source_dataset(cfg, transform=tf(cfg.src_resize))
+    if method.uses_source: d["source"] = source_dataset(cfg, transform=tf(cfg.src_resize, cfg.cat_max_ratio))   # source labels only
     if method.uses_target:
         d["target"] = Cityscapes(tgt_root, split="train", transform=tf(cfg.tgt_resize), labels=method.target_labels)
     d["val"] = Cityscapes(tgt_root, split="val")          # full resolution: images are resized in `evaluate`

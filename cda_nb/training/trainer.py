@@ -12,6 +12,7 @@ import cda_nb
 from ..core import *
 from ..data import Cityscapes, JointTransform, CLASSES19, photometric, AUG_DEFAULTS
 from ..models import build_model
+from ..teachers import frozen_copy
 from ..minicity import VERSION as MINICITY_VERSION
 from ..methods.base import RunContext
 from .config import *
@@ -24,7 +25,8 @@ from .checkpoints import _save_checkpoint_all, _check_finite
 from .evaluation import *
 
 # %% auto #0
-__all__ = ['poly_lr', 'warmup_factor', 'RunData', 'RunServices', 'Trainer', 'prepare_start', 'train', 'fit']
+__all__ = ['NO_DECAY_TYPES', 'poly_lr', 'warmup_factor', 'decay_groups', 'RunData', 'RunServices', 'Trainer', 'prepare_start',
+           'train', 'fit']
 
 # %% ../../nbs/training/07_trainer.ipynb #287242ae
 def poly_lr(base_lr, step, total, power=0.9):
@@ -35,6 +37,23 @@ def warmup_factor(step: int, warmup_iters: int, ratio: float = 1e-6) -> float:
     "Linear warm-up (mmcv's, as DAFormer uses it): the factor rises from `ratio` at step 0 to 1 at `warmup_iters`."
     if step >= warmup_iters: return 1.0
     return 1 - (1 - step / warmup_iters) * (1 - ratio)
+
+# %% ../../nbs/training/07_trainer.ipynb #ndc0002
+NO_DECAY_TYPES = {"layernorm": (torch.nn.LayerNorm, torch.nn.GroupNorm), "batchnorm": (torch.nn.modules.batchnorm._BatchNorm,)}
+
+def decay_groups(model, groups: list, no_decay) -> list:
+    "Param `groups` with the parameters of the kinds in `no_decay` (`NO_DECAY_KINDS`) split into twin groups of weight decay 0."
+    if not no_decay: return groups
+    free = set()
+    for m in model.modules():
+        if any(isinstance(m, NO_DECAY_TYPES.get(k, ())) for k in no_decay): free |= {id(p) for p in m.parameters(recurse=False)}
+        if "bias" in no_decay and getattr(m, "bias", None) is not None and isinstance(m.bias, torch.nn.Parameter): free.add(id(m.bias))
+    out = []
+    for g in groups:
+        ps, rest = list(g["params"]), {k: v for k, v in g.items() if k != "params"}
+        keep, zero = [p for p in ps if id(p) not in free], [p for p in ps if id(p) in free]
+        out += [{"params": keep, **rest}] + ([{"params": zero, **rest, "weight_decay": 0.0}] if zero else [])
+    return out
 
 # %% ../../nbs/training/07_trainer.ipynb #a00186a7
 class RunData:
@@ -97,6 +116,16 @@ class RunServices(RunData):
                                fix=f"This run ({self.dir}) starts from it (init={self.cfg.init or 'source_only'!r}); restore that "
                                    f"checkpoint.pt, written by the kit, or pass resume=False to start afresh.")["model"]
 
+    def pretrained_model(self):
+        "A fresh, frozen network of this run's model from its configured weights (`model_kwargs.pretrained`: ImageNet), on the device (DAFormer's `imnet_model`)."
+        kw = self.cfg.model_kwargs or {}
+        if not (kw.get("pretrained") or (kw.get("base_kwargs") or {}).get("pretrained")):
+            raise CDAError(f"a frozen ImageNet network was asked for (dacs fd_reference: imagenet), but model {self.cfg.model!r} has no "
+                           f"model_kwargs.pretrained (or base_kwargs.pretrained) file; set it, or use fd_reference: start")
+        with torch.random.fork_rng(devices=[]):                 # its random decoder draws nothing from the run's stream
+            m = build_model(self.cfg.model, n_classes=len(CLASSES19), **kw).to(self.device)
+        return frozen_copy(m)
+
     def reload_target(self):
         "A method's `target_stream` now carries something new (e.g. relabelled images): the loop rebuilds its loader."
         self._target_changed = True
@@ -135,6 +164,7 @@ class Trainer(RunServices):
         params = self.model.param_groups() if hasattr(self.model, "param_groups") else [{"params": self.model.parameters()}]
         extra = list(self.method.parameters())
         if extra: params.append({"params": extra})
+        params = decay_groups(self.model, params, cfg.no_decay)        # e.g. DAFormer: LayerNorms without weight decay
         if cfg.optimizer == "sgd":
             self.opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         else:

@@ -50,11 +50,14 @@ def check_method_params(cls, params) -> dict:
     for k, v in params.items():
         d = cls.defaults[k]
         kind, ok = ("true or false", isinstance(v, bool)) if isinstance(d, bool) else \
+                   (f"a list of {len(d)} integers", isinstance(v, (list, tuple)) and len(v) == len(d) and all(map(_is_int, v))) if isinstance(d, (list, tuple)) else \
                    ("an integer", _is_int(v)) if isinstance(d, int) else \
                    ("a finite number", _is_num(v)) if isinstance(d, float) else ("", True)
         if not ok: raise CDAError(f"method_params.{k}={v!r} ({type(v).__name__}) must be {kind}, like its default {d!r}")
         r = ranges.get(k, WEIGHT_RANGE if k.startswith("lambda_") else None)
         if r and _is_num(v) and not _in_range(v, r): raise CDAError(f"method_params.{k}={v!r} is out of range: it must be {_range_text(r)}")
+        if r and isinstance(v, (list, tuple)) and not all(_in_range(x, r) for x in v):
+            raise CDAError(f"method_params.{k}={v!r} is out of range: each entry must be {_range_text(r)}")
     return params
 
 # %% ../../nbs/training/01_validation.ipynb #23a14abc
