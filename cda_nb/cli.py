@@ -14,8 +14,9 @@ from PIL import Image
 from .core import CDAError, atomic_write_json, get_device, run_dir, load_torch_file
 
 # %% auto #0
-__all__ = ['parse_value', 'parse_overrides', 'read_yaml_config', 'load_run_config', 'train_help', 'run_cli_train', 'cda_train',
-           'run_cli_eval', 'cda_eval']
+__all__ = ['RELEASED_MODELS', 'RELEASED_PROTOCOLS', 'parse_value', 'parse_overrides', 'read_yaml_config', 'load_run_config',
+           'train_help', 'run_cli_train', 'cda_train', 'mmseg_slide_boxes', 'ReleasedProtocol', 'released_network',
+           'evaluate_released', 'run_cli_eval', 'cda_eval']
 
 # %% ../nbs/12_cli.ipynb #c185a972
 class _Loader(yaml.SafeLoader):
@@ -155,6 +156,101 @@ def cda_train(argv=None):
     "Console script `cda-train`: run `cda_nb.training.trainer.train` from a YAML config and `key=value` overrides."
     run_cli_train(argv)          # a console script's return value becomes the exit status: return None
 
+# %% ../nbs/12_cli.ipynb #rel0302
+from torch import nn
+from .models import SegOutput, build_model
+from .core import check_choice
+from .daformer import load_released
+
+RELEASED_MODELS = {      # the papers' networks: name -> (kit model, model_kwargs)
+    "daformer": ("daformer", dict(variant="b5", embed_dim=256)),
+    "hrda": ("hrda", dict(base="daformer", base_kwargs=dict(variant="b5", embed_dim=256), attention="daformer", attention_embed_dim=256,
+                          crop=(512, 512), scale=0.5)),
+}
+RELEASED_PROTOCOLS = {   # the official test protocols (see above)
+    "daformer": dict(eval_size=(512, 1024), mode="whole", window=None, stride=None),
+    "hrda": dict(eval_size=None, mode="slide", window=(1024, 1024), stride=(512, 512)),
+}
+
+def mmseg_slide_boxes(size, window, stride) -> list:
+    "mmseg's `slide_inference` windows (y1, y2, x1, x2): a grid of `stride`, the last flush with the edge, clipped to `size`."
+    (H, W), (h, w), (sh, sw) = size, window, stride
+    out = []
+    for i in range(max(H - h + sh - 1, 0) // sh + 1):
+        for j in range(max(W - w + sw - 1, 0) // sw + 1):
+            y2, x2 = min(i * sh + h, H), min(j * sw + w, W)
+            out.append((max(y2 - h, 0), y2, max(x2 - w, 0), x2))
+    return out
+
+class ReleasedProtocol(nn.Module):
+    "`net` evaluated as mmseg does: logits resized to the input (`whole`), or averaged over sliding windows at input resolution (`slide`)."
+    def __init__(self, net, mode="whole", window=None, stride=None):
+        super().__init__()
+        self.net, self.mode = net, check_choice("mode", mode, ("whole", "slide"))
+        if mode == "slide" and not (window and stride): raise CDAError("mode='slide' needs a window and a stride (HRDA: 1024 1024, 512 512)")
+        self.window, self.stride = (tuple(window) if window else None), (tuple(stride) if stride else None)
+
+    def _whole(self, x):
+        return F.interpolate(self.net(x).logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+    def forward(self, x) -> SegOutput:
+        if self.mode == "whole": return SegOutput(feats=None, logits=self._whole(x))
+        acc, cnt = None, x.new_zeros(1, 1, *x.shape[-2:])
+        for y1, y2, x1, x2 in mmseg_slide_boxes(x.shape[-2:], self.window, self.stride):
+            l = self._whole(x[:, :, y1:y2, x1:x2]).float()
+            if acc is None: acc = x.new_zeros(x.shape[0], l.shape[1], *x.shape[-2:], dtype=torch.float32)
+            acc[:, :, y1:y2, x1:x2] += l; cnt[..., y1:y2, x1:x2] += 1
+        return SegOutput(feats=None, logits=acc / cnt)
+
+# %% ../nbs/12_cli.ipynb #rel0305
+def released_network(path, model: str = "daformer", weights: str = "student", model_kwargs=None, n_classes: int = 19):
+    "(network, `LoadReport`): the papers' `model` ('daformer' or 'hrda'; `model_kwargs` override its settings) filled from a released checkpoint."
+    name, kw = RELEASED_MODELS[check_choice("model", model, RELEASED_MODELS)]
+    kw = {**kw, **(model_kwargs or {})}
+    net = build_model(name, n_classes=n_classes, **kw)
+    return net, load_released(net, path, weights)
+
+def _label_png_writer(ds, pred_dir):
+    "`on_batch` for `score_split`: write each prediction as a Cityscapes label-id PNG in its city folder (as `evaluate_checkpoint`)."
+    from cda_nb.data import TRAIN2ID
+    written = [0]
+    def write(b, pred):
+        for p, name in zip(pred.cpu(), b["name"]):
+            out = Path(pred_dir) / ds.images[written[0]].parent.name / f"{name}_gtFine_labelIds.png"; written[0] += 1
+            out.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(TRAIN2ID[p.numpy().astype(np.uint8)], mode="L").save(out)
+    return write
+
+@torch.no_grad()
+def evaluate_released(path, model="daformer", weights="student", target_root=None, split="val", eval_size="paper", window="paper",
+                      stride="paper", model_kwargs=None, pred_dir=None, device="auto", progress=True, batch_size=1,
+                      num_workers=None, amp=False) -> dict:
+    "Score a released DAFormer/HRDA/MIC checkpoint on a Cityscapes-format split under its paper's test protocol ('paper': `RELEASED_PROTOCOLS`)."
+    from cda_nb.data import Cityscapes
+    from cda_nb.training.evaluation import score_split
+    from cda_nb.training.config import default_workers
+    if target_root is None: raise CDAError("evaluate_released needs target_root: the Cityscapes folder (leftImg8bit/, gtFine/)")
+    dev = get_device(device)
+    net, rep = released_network(path, model, weights, model_kwargs)
+    proto = dict(RELEASED_PROTOCOLS[model])
+    for k, v in (("eval_size", eval_size), ("window", window), ("stride", stride)):
+        if v is None or not (isinstance(v, str) and v == "paper"): proto[k] = tuple(v) if v else None
+    wrapped = ReleasedProtocol(net, proto["mode"], proto["window"], proto["stride"]).to(dev).eval()
+    ds = Cityscapes(target_root, split=split)
+    dtype = (torch.bfloat16 if dev.type == "cpu" else torch.float16) if amp else None
+    autocast = lambda: torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None)
+    nw = default_workers(dev) if num_workers is None else num_workers
+    meter = score_split(wrapped, ds, dev, autocast, proto["eval_size"], batch_size, nw,
+                        on_batch=_label_png_writer(ds, pred_dir) if pred_dir is not None else None, progress=progress, desc=f"eval {split}")
+    s = meter.summary()
+    nan2none = lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
+    return {"released": str(Path(path)), "model": model, "weights": weights, "layout": rep.layout, "n_loaded": len(rep.loaded),
+            "n_skipped": len(rep.unexpected), "protocol": {k: list(v) if isinstance(v, tuple) else v for k, v in proto.items()},
+            "amp": bool(amp), "split": split, "target_root": str(target_root), "n_images": len(ds),
+            "miou": nan2none(s["miou"]), "miou_16": nan2none(s["miou_16"]), "miou_13": nan2none(s["miou_13"]),
+            "per_class_iou": {k: nan2none(v) for k, v in s["per_class_iou"].items()},
+            "pred_dir": str(pred_dir) if pred_dir else None, "confusion": meter.cm.tolist()}
+
 # %% ../nbs/12_cli.ipynb #3faecdbe
 from .training.evaluation import load_run_model, evaluate_checkpoint   # one loader and one checkpoint loop (training/06_evaluation)
 
@@ -162,7 +258,20 @@ def run_cli_eval(argv=None):
     "`cda-eval` with a result: the evaluation dict."
     p = argparse.ArgumentParser(prog="cda-eval", description="Evaluate a checkpoint on a Cityscapes-format split "
                                 "(official protocol: full-resolution ground truth) and print/write the mIoU as JSON.")
-    p.add_argument("checkpoint", help="a run folder or its checkpoint.pt (the model is read from config.json next to it)")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="a run folder or its checkpoint.pt (the model is read from config.json next to it)")
+    p.add_argument("--released", default=None, metavar="FILE.pth",
+                   help="instead: a released DAFormer/HRDA/MIC mmseg checkpoint, evaluated under its paper's test protocol")
+    p.add_argument("--model", default="daformer", choices=list(RELEASED_MODELS), help="with --released: the network of the file")
+    p.add_argument("--weights", default="student", choices=["student", "ema"],
+                   help="with --released: model.* (student, what the papers report) or ema_model.* (EMA teacher)")
+    p.add_argument("--dataset", default="gta5_cityscapes", choices=["gta5_cityscapes", "synthia_cityscapes"],
+                   help="with --released: the benchmark (recorded; the SYNTHIA 16/13-class means are always computed)")
+    p.add_argument("--model_kwargs", default=None, help="with --released: YAML mapping over the paper's network settings (tests)")
+    p.add_argument("--window", type=int, nargs=2, default=None, metavar=("H", "W"), help="with --released: sliding window (HRDA: 1024 1024)")
+    p.add_argument("--stride", type=int, nargs=2, default=None, metavar=("H", "W"), help="with --released: window stride (HRDA: 512 512)")
+    p.add_argument("--batch_size", type=int, default=None, help="images per forward (default: the run's eval_batch_size; 1 with --released)")
+    p.add_argument("--amp", action="store_true", help="with --released: mixed precision (default: float32, as the official test)")
     p.add_argument("--data_root", default=None, help="folder holding cityscapes/ (default: the run's)")
     p.add_argument("--target_root", default=None, help="the Cityscapes folder itself (overrides --data_root)")
     p.add_argument("--split", default="val", help="leftImg8bit/gtFine split (default: val)")
@@ -174,12 +283,31 @@ def run_cli_eval(argv=None):
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     root = a.target_root or (str(Path(a.data_root) / "cityscapes") if a.data_root else None)
+    if a.released: return _cli_eval_released(a, root)
+    if a.checkpoint is None: _fail("cda-eval", "give a run folder / checkpoint.pt, or --released FILE.pth", 2)
     try:
         r = evaluate_checkpoint(a.checkpoint, target_root=root, split=a.split, eval_size=a.eval_size,
-                                pred_dir=a.pred_dir, device=a.device, progress=not a.no_progress)
+                                pred_dir=a.pred_dir, device=a.device, progress=not a.no_progress, batch_size=a.batch_size)
     except CDAError as e: _fail("cda-eval", str(e), 2)
     ck = Path(a.checkpoint); run = ck if ck.is_dir() else ck.parent
     out = Path(a.out) if a.out else run / f"eval_{a.split}.json"
+    atomic_write_json(out, r)
+    print(json.dumps({k: v for k, v in r.items() if k != "confusion"}, indent=2))
+    return r
+
+def _cli_eval_released(a, root):
+    "`cda-eval --released`: `evaluate_released` with the command line's settings; JSON next to the file (or `--out`)."
+    try:
+        if root is None: raise CDAError("--released needs the Cityscapes folder: --target_root DIR or --data_root DIR (holding cityscapes/)")
+        mk = yaml.safe_load(a.model_kwargs) if a.model_kwargs else None
+        if mk is not None and not isinstance(mk, dict): raise CDAError(f"--model_kwargs must be a YAML mapping, got {a.model_kwargs!r}")
+        r = evaluate_released(a.released, model=a.model, weights=a.weights, target_root=root, split=a.split,
+                              eval_size=a.eval_size, window=a.window, stride=a.stride, model_kwargs=mk, pred_dir=a.pred_dir,
+                              device=a.device, progress=not a.no_progress, batch_size=a.batch_size or 1, amp=a.amp)
+    except CDAError as e: _fail("cda-eval", str(e), 2)
+    r["dataset"] = a.dataset
+    rp = Path(a.released)
+    out = Path(a.out) if a.out else rp.with_name(f"{rp.stem}_eval_{a.split}_{a.weights}.json")
     atomic_write_json(out, r)
     print(json.dumps({k: v for k, v in r.items() if k != "confusion"}, indent=2))
     return r

@@ -13,10 +13,12 @@ from .core import CDAError, check_choice, load_torch_file
 from .models import SegOutput, MODELS, LoadReport, Normalize, _unwrap
 
 # %% auto #0
-__all__ = ['MIT_CONFIGS', 'MIT_COMMON', 'MIT_FILE_HINT', 'mit_config', 'drop_path', 'DropPath', 'OverlapPatchEmbed',
-           'EfficientAttention', 'MixFFN', 'MiTBlock', 'MiTStage', 'MiT', 'conv_bn_relu', 'sep_conv_bn_relu',
-           'ASPPFusion', 'DAFormerHead', 'DAFormerNet', 'mit_key', 'official_mit_key', 'official_mit_state_dict',
-           'load_mit']
+__all__ = ['MIT_CONFIGS', 'MIT_COMMON', 'MIT_FILE_HINT', 'RELEASED_WEIGHTS', 'RELEASED_SKIPPED', 'RELEASED_HINT', 'mit_config',
+           'drop_path', 'DropPath', 'OverlapPatchEmbed', 'EfficientAttention', 'MixFFN', 'MiTBlock', 'MiTStage', 'MiT',
+           'conv_bn_relu', 'sep_conv_bn_relu', 'ASPPFusion', 'DAFormerHead', 'DAFormerNet', 'mit_key',
+           'official_mit_key', 'official_mit_state_dict', 'is_hf_mit', 'hf_mit_to_official', 'hf_mit_state_dict',
+           'read_weight_file', 'load_mit', 'daformer_head_key', 'official_daformer_head_key', 'released_daformer_key',
+           'official_segmentor_state_dict', 'load_released']
 
 # %% ../nbs/03b_daformer.ipynb #daf0005
 MIT_CONFIGS = {
@@ -181,10 +183,13 @@ class ASPPFusion(nn.Module):
 # %% ../nbs/03b_daformer.ipynb #daf0036
 class DAFormerHead(nn.Module):
     "Linear embeddings of 4 levels -> upsample to the first level's size -> concat -> ASPPFusion; `classify` adds dropout + 1x1."
-    def __init__(self, in_dims, n_classes: int, embed_dim: int = 256, dilations=(1, 6, 12, 18), dropout: float = 0.1):
+    def __init__(self, in_dims, n_classes: int, embed_dim: int = 256, dilations=(1, 6, 12, 18), dropout: float = 0.1,
+                 fusion: str = "aspp"):
         super().__init__()
+        check_choice("fusion", fusion, ("aspp", "conv"))
         self.embed = nn.ModuleList(nn.Linear(c, embed_dim) for c in in_dims)
-        self.fuse = ASPPFusion(len(in_dims) * embed_dim, embed_dim, dilations)
+        ci = len(in_dims) * embed_dim
+        self.fuse = ASPPFusion(ci, embed_dim, dilations) if fusion == "aspp" else conv_bn_relu(ci, embed_dim, 1)
         self.dropout = nn.Dropout2d(dropout)
         self.classifier = nn.Conv2d(embed_dim, n_classes, 1)
         nn.init.normal_(self.classifier.weight, 0, 0.01); nn.init.zeros_(self.classifier.bias)
@@ -260,10 +265,79 @@ def official_mit_state_dict(encoder: MiT) -> dict:
     "`encoder`'s state dict in the official SegFormer layout (what `mit_b5.pth` holds, without `head.*`)."
     return {official_mit_key(k): v.clone() for k, v in encoder.state_dict().items()}
 
+# %% ../nbs/03b_daformer.ipynb #rel0002
+_HF_TO_MIT = [
+    (r"patch_embeddings\.(\d)\.proj\.(\w+)", r"patch_embed{s}.proj.\2"),
+    (r"patch_embeddings\.(\d)\.layer_norm\.(\w+)", r"patch_embed{s}.norm.\2"),
+    (r"block\.(\d)\.(\d+)\.layer_norm_1\.(\w+)", r"block{s}.\2.norm1.\3"),
+    (r"block\.(\d)\.(\d+)\.layer_norm_2\.(\w+)", r"block{s}.\2.norm2.\3"),
+    (r"block\.(\d)\.(\d+)\.attention\.self\.query\.(\w+)", r"block{s}.\2.attn.q.\3"),
+    (r"block\.(\d)\.(\d+)\.attention\.self\.sr\.(\w+)", r"block{s}.\2.attn.sr.\3"),
+    (r"block\.(\d)\.(\d+)\.attention\.self\.layer_norm\.(\w+)", r"block{s}.\2.attn.norm.\3"),
+    (r"block\.(\d)\.(\d+)\.attention\.output\.dense\.(\w+)", r"block{s}.\2.attn.proj.\3"),
+    (r"block\.(\d)\.(\d+)\.mlp\.dense1\.(\w+)", r"block{s}.\2.mlp.fc1.\3"),
+    (r"block\.(\d)\.(\d+)\.mlp\.dwconv\.dwconv\.(\w+)", r"block{s}.\2.mlp.dwconv.dwconv.\3"),
+    (r"block\.(\d)\.(\d+)\.mlp\.dense2\.(\w+)", r"block{s}.\2.mlp.fc2.\3"),
+    (r"layer_norm\.(\d)\.(\w+)", r"norm{s}.\2"),
+]
+_HF_KV = r"block\.(\d)\.(\d+)\.attention\.self\.(key|value)\.(\w+)"
+_HF_ENC = r"(?:segformer\.)?encoder\.((?:patch_embeddings|block|layer_norm)\..+)"
+
+def is_hf_mit(sd: dict) -> bool:
+    "Whether state dict `sd` is in the Hugging Face SegFormer layout (`segformer.encoder.patch_embeddings...`)."
+    return any(re.fullmatch(_HF_ENC, k) for k in sd)
+
+def hf_mit_to_official(sd: dict) -> dict:
+    "A Hugging Face SegFormer/MiT state dict in the official SegFormer layout: renamed, `key` and `value` concatenated into `kv`."
+    out, kv = {}, {}
+    for k, v in sd.items():
+        m = re.fullmatch(_HF_ENC, k)
+        if m is None: out[k] = v; continue
+        kvm = re.fullmatch(_HF_KV, m.group(1))
+        if kvm:
+            s, i, which, p = kvm.groups()
+            kv.setdefault(f"block{int(s) + 1}.{i}.attn.kv.{p}", {})[which] = (k, v); continue
+        out[_rename(m.group(1), _HF_TO_MIT, +1) or k] = v
+    for k, d in kv.items():
+        if set(d) == {"key", "value"}: out[k] = torch.cat([d["key"][1], d["value"][1]], 0)
+        else: out.update(d.values())                   # half a pair keeps its HF name: unexpected, and the kv is missing
+    return out
+
+def hf_mit_state_dict(encoder: MiT, prefix: str = "segformer.encoder.") -> dict:
+    "`encoder`'s weights in the Hugging Face layout (what `nvidia/mit-b*` holds, without its `classifier`): for tests and examples."
+    out = {}
+    for k, v in official_mit_state_dict(encoder).items():
+        m = re.fullmatch(r"block(\d)\.(\d+)\.attn\.kv\.(\w+)", k)
+        if m:
+            s, i, p = int(m.group(1)) - 1, m.group(2), m.group(3); d = v.shape[0] // 2
+            out[f"{prefix}block.{s}.{i}.attention.self.key.{p}"] = v[:d].clone()
+            out[f"{prefix}block.{s}.{i}.attention.self.value.{p}"] = v[d:].clone()
+            continue
+        for pat, rep in [(r"patch_embed(\d)\.proj\.(\w+)", "patch_embeddings.{s}.proj.\\2"), (r"patch_embed(\d)\.norm\.(\w+)", "patch_embeddings.{s}.layer_norm.\\2"),
+                         (r"block(\d)\.(\d+)\.norm1\.(\w+)", "block.{s}.\\2.layer_norm_1.\\3"), (r"block(\d)\.(\d+)\.norm2\.(\w+)", "block.{s}.\\2.layer_norm_2.\\3"),
+                         (r"block(\d)\.(\d+)\.attn\.q\.(\w+)", "block.{s}.\\2.attention.self.query.\\3"), (r"block(\d)\.(\d+)\.attn\.sr\.(\w+)", "block.{s}.\\2.attention.self.sr.\\3"),
+                         (r"block(\d)\.(\d+)\.attn\.norm\.(\w+)", "block.{s}.\\2.attention.self.layer_norm.\\3"),
+                         (r"block(\d)\.(\d+)\.attn\.proj\.(\w+)", "block.{s}.\\2.attention.output.dense.\\3"),
+                         (r"block(\d)\.(\d+)\.mlp\.fc1\.(\w+)", "block.{s}.\\2.mlp.dense1.\\3"), (r"block(\d)\.(\d+)\.mlp\.fc2\.(\w+)", "block.{s}.\\2.mlp.dense2.\\3"),
+                         (r"block(\d)\.(\d+)\.mlp\.dwconv\.dwconv\.(\w+)", "block.{s}.\\2.mlp.dwconv.dwconv.\\3"), (r"norm(\d)\.(\w+)", "layer_norm.{s}.\\2")]:
+            r = _rename(k, [(pat, rep)], -1)
+            if r: out[prefix + r] = v.clone(); break
+    return out
+
 # %% ../nbs/03b_daformer.ipynb #daf0049
 MIT_FILE_HINT = ("the ImageNet-1k MiT weights of the SegFormer release (mit_b5.pth for DAFormer's B5; mit_b0.pth .. "
                  "mit_b4.pth for the smaller variants), a plain state dict with keys like patch_embed1.proj.weight, "
-                 "block1.0.attn.q.weight")
+                 "block1.0.attn.q.weight; or the Hugging Face nvidia/mit-b* file (pytorch_model.bin)")
+
+def read_weight_file(p: Path, fix: str) -> dict:
+    "The state dict in a torch file (`weights_only`) or, when `safetensors` is installed, a `.safetensors` file."
+    if p.suffix == ".safetensors":
+        try: from safetensors.torch import load_file
+        except ImportError: raise CDAError(f"{p}: reading .safetensors needs the safetensors package (pip install safetensors), "
+                                           f"or use the pytorch_model.bin of the same release") from None
+        try: return load_file(str(p))
+        except Exception as e: raise CDAError(f"{p} is not a readable safetensors file ({type(e).__name__}: {str(e)[:200]}). {fix}") from e
+    return _unwrap(load_torch_file(p, fix=fix))
 
 def load_mit(model: nn.Module, path) -> LoadReport:
     "Load SegFormer's ImageNet MiT weights (official layout, see the table) into `model`'s encoder (a `DAFormerNet` or a `MiT`)."
@@ -271,10 +345,12 @@ def load_mit(model: nn.Module, path) -> LoadReport:
     if not p.is_file():
         raise CDAError(f"pretrained MiT weights not found: {p}. Expected {MIT_FILE_HINT}. "
                        f"Pass pretrained='' to start from random weights on purpose")
-    sd = _unwrap(load_torch_file(p, fix=f"model_kwargs.pretrained must be {MIT_FILE_HINT}"))
+    sd = read_weight_file(p, f"model_kwargs.pretrained must be {MIT_FILE_HINT}")
     enc, prefix = (model.encoder, "encoder.") if hasattr(model, "encoder") else (model, "")
     unexpected = []
-    if any(k.startswith("backbone.") for k in sd):                 # an mmseg / DAFormer checkpoint
+    if is_hf_mit(sd):                                              # transformers' SegformerModel / ...ForImageClassification
+        sd, layout = hf_mit_to_official(sd), "hf_segformer"
+    elif any(k.startswith("backbone.") for k in sd):                 # an mmseg / DAFormer checkpoint
         unexpected = [k for k in sd if not k.startswith("backbone.")]
         sd = {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}
         layout = "mmseg_backbone"
@@ -288,15 +364,133 @@ def load_mit(model: nn.Module, path) -> LoadReport:
         elif tuple(own[ours].shape) != tuple(v.shape): mismatched.append(k)
         else: loaded.append(ours); src[ours] = v
     if not loaded:
+        uda = " It is a DAFormer/HRDA/MIC release (model.*, ema_model.*): load it with load_released or cda-eval --released." \
+              if any(k.startswith(("model.backbone.", "ema_model.backbone.")) for k in sd) else ""
         raise CDAError(f"{p}: no tensor of this file fits the MiT encoder ({len(unexpected)} unexpected, {len(mismatched)} "
-                       f"mismatched keys, e.g. {(unexpected + mismatched)[:3]}); expected {MIT_FILE_HINT}")
+                       f"mismatched keys, e.g. {(unexpected + mismatched)[:3]}); expected {MIT_FILE_HINT}.{uda}")
     with torch.no_grad():
         for k in loaded: own[k].copy_(src[k])
     got = set(loaded)
     rep = LoadReport(layout, [prefix + k for k in loaded], [prefix + k for k in own if k not in got], unexpected, mismatched)
-    odd = [k for k in unexpected if not k.startswith("head.")]
+    odd = [k for k in unexpected if not k.startswith(("head.", "classifier."))]
     if rep.missing or odd or mismatched:
         warnings.warn(f"load_mit({p.name}, layout {layout}): loaded {len(loaded)} tensors; {len(rep.missing)} missing "
                       f"(e.g. {rep.missing[:2]}), {len(odd)} unexpected (e.g. {odd[:2]}), {len(mismatched)} with another "
                       f"shape (e.g. {mismatched[:2]})", stacklevel=2)
     return rep
+
+# %% ../nbs/03b_daformer.ipynb #rel0102
+_HEAD_TO_OURS = [
+    (r"embed_layers\.(\d+)\.proj\.(\w+)", r"embed.\1.\2"),
+    (r"fuse_layer\.aspp_modules\.(\d+)\.conv\.(\w+)", r"fuse.branches.\1.0.\2"),
+    (r"fuse_layer\.aspp_modules\.(\d+)\.bn\.(\w+)", r"fuse.branches.\1.1.\2"),
+    (r"fuse_layer\.aspp_modules\.(\d+)\.depthwise_conv\.conv\.(\w+)", r"fuse.branches.\1.0.0.\2"),
+    (r"fuse_layer\.aspp_modules\.(\d+)\.depthwise_conv\.bn\.(\w+)", r"fuse.branches.\1.0.1.\2"),
+    (r"fuse_layer\.aspp_modules\.(\d+)\.pointwise_conv\.conv\.(\w+)", r"fuse.branches.\1.1.0.\2"),
+    (r"fuse_layer\.aspp_modules\.(\d+)\.pointwise_conv\.bn\.(\w+)", r"fuse.branches.\1.1.1.\2"),
+    (r"fuse_layer\.bottleneck\.conv\.(\w+)", r"fuse.bottleneck.0.\1"),
+    (r"fuse_layer\.bottleneck\.bn\.(\w+)", r"fuse.bottleneck.1.\1"),
+    (r"fuse_layer\.conv\.(\w+)", r"fuse.0.\1"),
+    (r"fuse_layer\.bn\.(\w+)", r"fuse.1.\1"),
+    (r"conv_seg\.(\w+)", r"classifier.\1"),
+]
+_OURS_TO_HEAD = [
+    (r"embed\.(\d+)\.(\w+)", r"embed_layers.\1.proj.\2"),
+    (r"fuse\.branches\.(\d+)\.0\.0\.(\w+)", r"fuse_layer.aspp_modules.\1.depthwise_conv.conv.\2"),
+    (r"fuse\.branches\.(\d+)\.0\.1\.(\w+)", r"fuse_layer.aspp_modules.\1.depthwise_conv.bn.\2"),
+    (r"fuse\.branches\.(\d+)\.1\.0\.(\w+)", r"fuse_layer.aspp_modules.\1.pointwise_conv.conv.\2"),
+    (r"fuse\.branches\.(\d+)\.1\.1\.(\w+)", r"fuse_layer.aspp_modules.\1.pointwise_conv.bn.\2"),
+    (r"fuse\.branches\.(\d+)\.0\.(\w+)", r"fuse_layer.aspp_modules.\1.conv.\2"),
+    (r"fuse\.branches\.(\d+)\.1\.(\w+)", r"fuse_layer.aspp_modules.\1.bn.\2"),
+    (r"fuse\.bottleneck\.0\.(\w+)", r"fuse_layer.bottleneck.conv.\1"),
+    (r"fuse\.bottleneck\.1\.(\w+)", r"fuse_layer.bottleneck.bn.\1"),
+    (r"fuse\.0\.(\w+)", r"fuse_layer.conv.\1"),
+    (r"fuse\.1\.(\w+)", r"fuse_layer.bn.\1"),
+    (r"classifier\.(\w+)", r"conv_seg.\1"),
+]
+
+def _sub(k, rules):
+    for pat, rep in rules:
+        m = re.fullmatch(pat, k)
+        if m: return m.expand(rep)
+    return None
+
+def daformer_head_key(k: str):
+    "Our `DAFormerHead` key for an official mmseg `DAFormerHead` key (the part after `decode_head.`), or None."
+    return _sub(k, _HEAD_TO_OURS)
+
+def official_daformer_head_key(k: str):
+    "The official mmseg `DAFormerHead` key for one of our `DAFormerHead` keys, or None."
+    return _sub(k, _OURS_TO_HEAD)
+
+def released_daformer_key(k: str):
+    "Our `DAFormerNet` key for a key of an mmseg DAFormer segmentor (`backbone.*`, `decode_head.*`), or None."
+    if k.startswith("backbone."):
+        o = mit_key(k[len("backbone."):]); return None if o is None else "encoder." + o
+    if k.startswith("decode_head."):
+        o = daformer_head_key(k[len("decode_head."):]); return None if o is None else "decode_head." + o
+    return None
+
+def official_segmentor_state_dict(net: DAFormerNet) -> dict:
+    "`net`'s weights as an mmseg DAFormer segmentor state dict (`backbone.*`, `decode_head.*`), for tests and examples."
+    out = {"backbone." + k: v for k, v in official_mit_state_dict(net.encoder).items()}
+    out.update({"decode_head." + official_daformer_head_key(k): v.clone() for k, v in net.decode_head.state_dict().items()})
+    return out
+
+DAFormerNet.released_key = staticmethod(released_daformer_key)
+
+# %% ../nbs/03b_daformer.ipynb #rel0105
+RELEASED_WEIGHTS = {"student": "model.", "ema": "ema_model."}
+RELEASED_SKIPPED = ("model.", "ema_model.", "imnet_model.", "mic.teacher.")   # copies in a UDA checkpoint that are not loaded
+RELEASED_HINT = ("a DAFormer or MIC(DAFormer) release loads into model='daformer' with variant='b5', embed_dim=256 (the papers' "
+                 "network); an HRDA or MIC(HRDA) release (decode_head.head.*, decode_head.scale_attention.*) into model='hrda' with "
+                 "model_kwargs {base: daformer, base_kwargs: {variant: b5, embed_dim: 256}, attention: daformer, crop: [512, 512]}; "
+                 "both with the 19 Cityscapes classes")
+
+def _released_state(p: Path, weights: str):
+    "(layout, the chosen copy's state dict, the keys skipped on purpose, unknown keys) of a released mmseg checkpoint."
+    ck = load_torch_file(p, fix=f"expected a released mmseg checkpoint ({{'meta': ..., 'state_dict': ...}}); {RELEASED_HINT}")
+    sd = ck.get("state_dict", ck) if isinstance(ck, dict) else ck
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CDAError(f"{p} holds no state dict of tensors (got {type(sd).__name__}); expected a released mmseg checkpoint")
+    sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+    pre = RELEASED_WEIGHTS[check_choice("weights", weights, RELEASED_WEIGHTS)]
+    if not any(k.startswith(tuple(RELEASED_WEIGHTS.values())) for k in sd): return "mmseg_segmentor", sd, [], []
+    if not any(k.startswith(pre) for k in sd):
+        have = sorted({k.split(".")[0] + "." for k in sd})
+        raise CDAError(f"{p} has no {pre}* weights (weights={weights!r}); it holds {have}: choose weights='student' (model.*) "
+                       f"or weights='ema' (ema_model.*)")
+    skipped = [k for k in sd if not k.startswith(pre) and k.startswith(RELEASED_SKIPPED)]
+    other = [k for k in sd if not k.startswith(pre) and not k.startswith(RELEASED_SKIPPED)]
+    return f"mmseg_uda_{weights}", {k[len(pre):]: v for k, v in sd.items() if k.startswith(pre)}, skipped, other
+
+def load_released(model: nn.Module, path, weights: str = "student") -> LoadReport:
+    "Fill a kit `daformer` / `hrda` network from a released DAFormer/HRDA/MIC mmseg checkpoint (`student` = `model.*`, `ema` = `ema_model.*`), every key checked."
+    p = Path(path)
+    key_of = getattr(model, "released_key", None)
+    if key_of is None:
+        raise CDAError(f"load_released fills a kit 'daformer' or 'hrda' network (got {type(model).__name__}); {RELEASED_HINT}")
+    layout, src, skipped, other = _released_state(p, weights)
+    pre = RELEASED_WEIGHTS[weights] if layout.startswith("mmseg_uda") else ""
+    own = model.state_dict()
+    nbt = lambda k: k.endswith("num_batches_tracked")
+    filled, left, shape = {}, list(other), []                   # unknown top-level keys (a discriminator, ...) are left over
+    for k, v in src.items():
+        name = pre + k
+        if nbt(k): skipped.append(name); continue
+        o = key_of(k)
+        if o is None or o not in own: left.append(name)
+        elif tuple(v.shape) != tuple(own[o].shape): shape.append(f"{name} {tuple(v.shape)} (kit {o} {tuple(own[o].shape)})")
+        else: filled[o] = v
+    unfilled = [k for k in own if not nbt(k) and k not in filled]
+    if left or shape or unfilled:
+        hrda = any(k.startswith("decode_head.head.") for k in src)
+        what = ("it is an HRDA checkpoint (decode_head.head.*): " if hrda and not hasattr(model, "base") else "") + RELEASED_HINT
+        parts = [f"{len(left)} file key(s) with no place in the kit network: {left[:5]}" if left else "",
+                 f"{len(shape)} with another shape: {shape[:3]}" if shape else "",
+                 f"{len(unfilled)} kit parameter(s) the file does not fill: {unfilled[:5]}" if unfilled else ""]
+        raise CDAError(f"{p} (layout {layout}) does not fit this {type(model).__name__}: " + "; ".join(x for x in parts if x)
+                       + f". Nothing was loaded. {what}")
+    with torch.no_grad():
+        for o, v in filled.items(): own[o].copy_(v)
+    return LoadReport(layout, sorted(filled), [], sorted(skipped), [])

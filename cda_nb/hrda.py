@@ -9,12 +9,13 @@ from typing import Optional
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import CDAError
+from .core import CDAError, check_choice
 from .models import SegOutput, MODELS, build_model
 from .losses import seg_ce
+from .daformer import DAFormerHead, mit_key, daformer_head_key
 
 # %% auto #0
-__all__ = ['MultiResOutput', 'attention_head', 'random_box', 'slide_boxes', 'HRDA', 'seg_loss']
+__all__ = ['MultiResOutput', 'attention_head', 'random_box', 'slide_boxes', 'HRDA', 'seg_loss', 'released_hrda_key']
 
 # %% ../nbs/03c_hrda.ipynb #621f919b
 @dataclass
@@ -57,7 +58,7 @@ def slide_boxes(size, crop, unit: int) -> list:
 class HRDA(nn.Module):
     "Multi-resolution wrapper: LR context + HR detail crop of `base`, fused by a learned scale attention (HRDA)."
     def __init__(self, n_classes=19, base="small", base_kwargs=None, scale=0.5, crop=(64, 64), classwise=True, hr_loss_weight=0.1,
-                 eval_pixels=8 * 512 * 512):
+                 eval_pixels=8 * 512 * 512, attention="conv", attention_embed_dim=256):
         super().__init__()
         if base == "hrda": raise CDAError("model_kwargs.base='hrda': the base must be a single-scale network, e.g. 'small' or 'daformer'")
         if not 0 < scale < 1: raise CDAError(f"model_kwargs.scale={scale}: the LR scale must lie in (0, 1), HRDA uses 0.5")
@@ -67,7 +68,13 @@ class HRDA(nn.Module):
         self.hr_loss_weight, self.classwise = float(hr_loss_weight), classwise
         if not (isinstance(eval_pixels, int) and eval_pixels > 0): raise CDAError(f"model_kwargs.eval_pixels={eval_pixels!r} must be a positive integer")
         self.eval_pixels = eval_pixels              # pixels of detail windows per forward pass in evaluation
-        self.attention = attention_head(self.feat_dim, n_classes if classwise else 1)
+        n_att = n_classes if classwise else 1
+        self.attention_kind = check_choice("model_kwargs.attention", attention, ("conv", "daformer"))
+        if attention == "daformer":                 # HRDA's own: a DAFormer head (1x1 conv fusion) on the LR encoder levels
+            dims = getattr(getattr(self.base, "encoder", None), "embed_dims", None)
+            if dims is None: raise CDAError(f"model_kwargs.attention='daformer' needs a base with a MiT encoder (base='daformer'), not {base!r}")
+            self.attention = DAFormerHead(dims, n_att, attention_embed_dim, fusion="conv")
+        else: self.attention = attention_head(self.feat_dim, n_att)
         self.gen = None
 
     def param_groups(self):
@@ -89,7 +96,10 @@ class HRDA(nn.Module):
         self.gen = torch.Generator().manual_seed(seed)
 
     def lr_input(self, x): return F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
-    def attend(self, feats): return torch.sigmoid(self.attention(feats))
+    def attend(self, lr: SegOutput):
+        "Scale attention in (0,1) on the LR grid, from the LR output: its `feats` (conv head) or its encoder `levels` (official head)."
+        if self.attention_kind == "daformer": return torch.sigmoid(self.attention.classify(self.attention(lr.levels)))
+        return torch.sigmoid(self.attention(lr.feats))
 
 # %% ../nbs/03c_hrda.ipynb #01c08599
 def _grid(self: HRDA, lr: SegOutput, x_lr):
@@ -100,9 +110,13 @@ def _grid(self: HRDA, lr: SegOutput, x_lr):
 def _fuse(self: HRDA, lr, att, hr_logits, cover, size, os):
     "HRDA eq. 5 on the full-resolution output grid: a*HR + (1-a)*up(LR), a = 0 where no HR prediction exists."
     g = (size[0] // os, size[1] // os)
-    up_lr = F.interpolate(lr.logits, g, mode="bilinear", align_corners=False)
-    a = F.interpolate(att, g, mode="bilinear", align_corners=False) * cover
-    return a * hr_logits + (1 - a) * up_lr, a
+    up = lambda t: F.interpolate(t, g, mode="bilinear", align_corners=False)
+    if self.attention_kind == "daformer":       # the official order (hrda_head.py): mask and (1-a)*LR on the LR grid, then upsample
+        att = att * F.interpolate(cover, att.shape[-2:], mode="nearest")
+        a = up(att)
+        return a * hr_logits + up((1 - att) * lr.logits), a
+    a = up(att) * cover
+    return a * hr_logits + (1 - a) * up(lr.logits), a
 
 def _forward(self: HRDA, x, box=None):
     "Training (`self.training`): LR + one detail crop (`box`, or a random aligned one from `reseed`'s generator) -> `MultiResOutput`. Eval: LR + sliding HR windows -> fused `SegOutput`."
@@ -110,7 +124,7 @@ def _forward(self: HRDA, x, box=None):
     x_lr = self.lr_input(x)
     lr = self.base(x_lr)
     os, unit = _grid(self, lr, x_lr)
-    att = self.attend(lr.feats)
+    att = self.attend(lr)
     if not self.training: return _infer(self, x, lr, att, os, unit)
     if H % unit or W % unit:
         raise CDAError(f"HRDA training input {H}x{W} must be a multiple of {unit} (output stride {os} / scale {self.scale}); choose such a crop")
@@ -154,3 +168,14 @@ def seg_loss(out, y, pixel_weights=None):
     lam, pw = out.hr_loss_weight, pixel_weights
     hr = seg_ce(out.hr.logits, y[:, y1:y2, x1:x2], pixel_weights=None if pw is None else pw[:, y1:y2, x1:x2])
     return (1 - lam) * seg_ce(out.logits, y, pixel_weights=pw) + lam * hr
+
+# %% ../nbs/03c_hrda.ipynb #rel0202
+def released_hrda_key(k: str):
+    "Our `HRDA` key for a key of an mmseg `HRDAEncoderDecoder` with DAFormer heads (`backbone.*`, `decode_head.head.*`, `decode_head.scale_attention.*`), or None."
+    for pre, ours, fn in (("backbone.", "base.encoder.", mit_key), ("decode_head.head.", "base.decode_head.", daformer_head_key),
+                          ("decode_head.scale_attention.", "attention.", daformer_head_key)):
+        if k.startswith(pre):
+            o = fn(k[len(pre):]); return None if o is None else ours + o
+    return None
+
+HRDA.released_key = staticmethod(released_hrda_key)

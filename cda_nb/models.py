@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from .core import CDAError, check_choice, load_torch_file
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'MODELS', 'CAFFE_BGR_MEAN', 'INPUT_NORMS', 'SegOutput', 'conv_bn', 'ResBlock',
-           'Normalize', 'ASPPSum', 'SmallSegNet', 'build_model', 'without_pretrained', 'batch_stats', 'Bottleneck',
-           'InputNorm', 'DeepLabV2', 'LoadReport', 'load_backbone']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'MODELS', 'CAFFE_BGR_MEAN', 'INPUT_NORMS', 'DEEPLAB_STYLES', 'SegOutput', 'conv_bn',
+           'ResBlock', 'Normalize', 'ASPPSum', 'SmallSegNet', 'build_model', 'without_pretrained', 'batch_stats',
+           'Bottleneck', 'InputNorm', 'DeepLabV2', 'LoadReport', 'load_backbone']
 
 # %% ../nbs/03_models.ipynb #54ef1fb4
 @dataclass
@@ -131,13 +131,14 @@ def batch_stats(model: nn.Module, enabled: bool = True):
 
 # %% ../nbs/03_models.ipynb #6bdf9ed1
 class Bottleneck(nn.Module):
-    "ResNet bottleneck (1x1, 3x3 dilated, 1x1, x4 channels); stride in the first 1x1 conv (Caffe/DeepLab layout)."
+    "ResNet bottleneck (1x1, 3x3 dilated, 1x1, x4 channels); stride in the first 1x1 conv (Caffe/DeepLab layout) or, `stride_in_3x3`, in the 3x3 (torchvision)."
     expansion = 4
-    def __init__(self, inplanes, planes, stride=1, dilation=1, downsample=None):
+    def __init__(self, inplanes, planes, stride=1, dilation=1, downsample=None, stride_in_3x3=False):
         super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False)
+        s1, s3 = (1, stride) if stride_in_3x3 else (stride, 1)
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, stride=s1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, padding=dilation, dilation=dilation, bias=False)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=s3, padding=dilation, dilation=dilation, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * 4)
@@ -173,22 +174,25 @@ class InputNorm(nn.Module):
     def forward(self, x): return (x[:, self.perm] * self.scale - self.mean) / self.std
 
 # %% ../nbs/03_models.ipynb #03299983
+DEEPLAB_STYLES = ("caffe", "torchvision")
+
 class DeepLabV2(nn.Module):
     "DeepLab-V2 ResNet-101 (output stride 8, ASPP of summed dilated convs): image (B,3,H,W) in [0,1] -> SegOutput."
     def __init__(self, n_classes=19, pretrained: str = "", freeze_bn: bool = True, norm: str = "auto",
-                 layers=(3, 4, 23, 3), width: int = 64, rates=(6, 12, 18, 24)):
+                 layers=(3, 4, 23, 3), width: int = 64, rates=(6, 12, 18, 24), style: str = "caffe"):
         super().__init__()
         self.n_classes, self.freeze_bn = n_classes, freeze_bn
+        self.style = check_choice("model_kwargs.style", style, DEEPLAB_STYLES)
         self.norm = InputNorm("imagenet" if norm == "auto" else norm)
         self.inplanes = width
         self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=style == "caffe")
         self.layer1 = self._make_layer(width, layers[0])
         self.layer2 = self._make_layer(2 * width, layers[1], stride=2)
-        self.layer3 = self._make_layer(4 * width, layers[2], dilation=2)
-        self.layer4 = self._make_layer(8 * width, layers[3], dilation=4)
+        self.layer3 = self._make_layer(4 * width, layers[2], dilation=2, first_dilation=1)
+        self.layer4 = self._make_layer(8 * width, layers[3], dilation=4, first_dilation=2)
         self.feat_dim = 8 * width * Bottleneck.expansion
         self.layer5 = ASPPSum(self.feat_dim, n_classes, rates)
         self.cls_feat_dim = len(rates) * n_classes          # the concatenated ASPP branch outputs (bcl's official features)
@@ -201,13 +205,15 @@ class DeepLabV2(nn.Module):
         self.load_report = None
         if pretrained: self.load_report = load_backbone(self, pretrained, norm=norm)
 
-    def _make_layer(self, planes, blocks, stride=1, dilation=1):
+    def _make_layer(self, planes, blocks, stride=1, dilation=1, first_dilation=None):
         down = None
         if stride != 1 or self.inplanes != planes * 4 or dilation > 1:
             down = nn.Sequential(nn.Conv2d(self.inplanes, planes * 4, 1, stride=stride, bias=False), nn.BatchNorm2d(planes * 4))
-        layers = [Bottleneck(self.inplanes, planes, stride, dilation, down)]
+        tv = self.style == "torchvision"          # torchvision: stride in the 3x3, the first block keeps the previous dilation
+        d0 = first_dilation if tv and first_dilation is not None else dilation
+        layers = [Bottleneck(self.inplanes, planes, stride, d0, down, stride_in_3x3=tv)]
         self.inplanes = planes * 4
-        layers += [Bottleneck(self.inplanes, planes, dilation=dilation) for _ in range(1, blocks)]
+        layers += [Bottleneck(self.inplanes, planes, dilation=dilation, stride_in_3x3=tv) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def train(self, mode: bool = True):
@@ -263,6 +269,15 @@ def load_backbone(model: nn.Module, path, norm: str = "auto") -> LoadReport:
     sd = _unwrap(load_torch_file(p, fix="model_kwargs.pretrained must be a plain state dict (torchvision or DeepLab layout)"))
     layout = "deeplab_coco" if any(k.startswith("Scale.") for k in sd) else "torchvision"
     if layout == "deeplab_coco": sd = {k[len("Scale."):] if k.startswith("Scale.") else k: v for k, v in sd.items()}
+    want = {"torchvision": "torchvision", "deeplab_coco": "caffe"}[layout]
+    style = getattr(model, "style", want)
+    if style != want and any(k.startswith("layer") for k in sd):
+        raise CDAError(f"{p} is a {'torchvision ImageNet ResNet-101 (stride of layer2.0 in its 3x3 conv, max-pool rounding down)' if layout == 'torchvision' else 'DeepLab COCO init in the Caffe layout (stride of layer2.0 in its 1x1 conv)'}"
+                       f", but the network is built with model_kwargs.style={style!r}: the weights would run on the wrong sampling grid. "
+                       + ("Set model_kwargs.style='torchvision' (SDCA's network, for resnet101-5d3b4d8f.pth / resnet101-63fe2227.pth), "
+                          "or use the DeepLab COCO init DeepLab_resnet_pretrained_init-f81d91e8.pth with style='caffe' (AdaptSegNet, bcl)"
+                          if layout == "torchvision" else
+                          "Set model_kwargs.style='caffe' (the default) for this file, or use torchvision's resnet101 with style='torchvision'"))
     own = model.state_dict()
     skip = lambda k: k.endswith("num_batches_tracked") or k.startswith("norm.")
     loaded, mismatched, unexpected = [], [], []

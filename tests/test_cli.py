@@ -81,7 +81,8 @@ def test_synthia_configs_inherit_their_gta5_twins():
     for p in sorted((ROOT/"configs/synthia_cityscapes").glob("*.yaml")):
         own = yaml.safe_load(p.read_text())
         assert own["base"] == f"../gta5_cityscapes/{p.name}" and own["dataset"] == "synthia_cityscapes"
-        assert set(own) <= {"base", "dataset", "src_resize"}, (p.name, set(own))
+        assert set(own) <= {"base", "dataset", "src_resize", "method_params"}, (p.name, set(own))
+        assert set(own.get("method_params", {})) <= {"rcs_min_share"}, p.name   # the RCS pool in pixels of SYNTHIA's labels
 
 VOLATILE = {"train_seconds", "sec_per_iter", "peak_rss_mb", "peak_gpu_mb", "data_seconds", "hook_seconds", "data_wait_share", "eval_seconds"}
 

@@ -150,3 +150,34 @@ def test_pretrained_model_needs_weights(tmp_path):
     with pytest.raises(CDAError, match="fd_reference"):
         Trainer(method="dacs", data_root=str(data), iters=1, batch_size=1, crop=[32, 32], progress=False, init="none",
                 out_dir=str(tmp_path/"r"), method_params={"fd_reference": "imagenet"})
+
+def test_source_only_and_sdca_paper_configs_train_whole_images():
+    "AdaptSegNet (source_only, oracle) and SDCA train whole resized images, unflipped, on a poly schedule stopped early."
+    so, sd = _cfg("gta5_cityscapes/source_only.yaml"), _cfg("gta5_cityscapes/sdca.yaml")
+    assert (so.batch_size, so.crop, tuple(so.scale), so.flip, so.iters) == (1, "whole", (1.0, 1.0), False, 150000)
+    assert abs(so.poly_horizon * so.iters - 250000) < 1e-6 and _cfg("gta5_cityscapes/oracle.yaml").crop == "whole"
+    assert (sd.crop, sd.flip, sd.weight_decay, sd.method_params["form"], sd.method_params["tau"]) == ("whole", False, 5e-4, "official", 100.0)
+    assert _cfg("gta5_cityscapes/bcl.yaml").crop == (730, 730) and _cfg("gta5_cityscapes/bcl.yaml").batch_size == 4   # bcl keeps its paper's recipe
+    assert _cfg("synthia_cityscapes/dacs.yaml").method_params["rcs_min_share"] == 0.0031
+
+def test_whole_crop_gives_whole_resized_images(tmp_path):
+    from conftest import write_tiny
+    from cda_nb.training.streams import build_data, train_crop
+    from cda_nb.training.config import make_config, METHODS
+    data = write_tiny(tmp_path/"d")
+    c = make_config(method="source_only", data_root=str(data), crop="whole", scale=[1.0, 1.0], flip=False)
+    assert train_crop(c) is None
+    ds = build_data(c, METHODS["source_only"])["source"]
+    from PIL import Image
+    first = Image.open(ds.images[0]); assert ds[0]["image"].shape[-2:] == (first.height, first.width)
+
+def test_poly_horizon_stops_the_schedule_early(tmp_path):
+    "poly_horizon h: the lr at the last step is poly(iters / (h iters)), not 0 (AdaptSegNet: 250k schedule stopped at 150k)."
+    from conftest import write_tiny
+    from cda_nb.training.trainer import Trainer, poly_lr
+    data = write_tiny(tmp_path/"d")
+    t = Trainer(method="source_only", data_root=str(data), iters=4, batch_size=1, crop=[32, 32], progress=False, figures=False,
+                analysis=False, out_dir=str(tmp_path/"r"), poly_horizon=2.0, lr=0.01, log_every=1)
+    t.fit()
+    lrs = [r["lr"] for r in map(json.loads, open(t.dir/"log.jsonl")) if "lr" in r]
+    assert lrs and abs(lrs[-1] - poly_lr(0.01, 3, 8.0)) < 1e-9 and lrs[-1] > 0.004

@@ -54,8 +54,9 @@ class TrainConfig:
     weight_decay: float = 5e-4
     no_decay: list = field(default_factory=list)     # parameter kinds trained without weight decay: "layernorm", "batchnorm", "bias" (DAFormer: ["layernorm"])
     poly_power: float = 0.9
+    poly_horizon: float = 1.0      # the poly schedule runs over this many times each stage's length, stopped at its end (AdaptSegNet: 250k/150k)
     warmup_iters: int = 0          # linear learning-rate warm-up from 1e-6 x lr over the first steps (DAFormer: 1500)
-    crop: Optional[tuple] = None
+    crop: Optional[tuple] = None   # (h, w), or "whole": no crop, whole resized images (AdaptSegNet, SDCA)
     cat_max_ratio: float = 1.0     # < 1: a source crop is redrawn (up to 10 times) while one class covers this share of it (DAFormer: 0.75)
     scale: Optional[tuple] = None
     src_resize: Optional[tuple] = None

@@ -14,7 +14,7 @@ from ..data import (GTA5, SYNTHIA, Cityscapes, JointTransform, CLASSES19, IGNORE
 
 # %% auto #0
 __all__ = ['LABEL_KEYS', 'SOURCE_FOLDER', 'SOURCE_SAMPLING', 'Stream', 'stream_loader', 'to_device', 'data_roots',
-           'source_dataset', 'build_data', 'has_test_labels', 'check_run_inputs', 'source_sampler']
+           'source_dataset', 'train_crop', 'build_data', 'has_test_labels', 'check_run_inputs', 'source_sampler']
 
 # %% ../../nbs/training/02_streams.ipynb #017ea0a9
 class Stream(Dataset):
@@ -94,10 +94,14 @@ def source_dataset(cfg: TrainConfig, transform=None):
     cls = SYNTHIA if cfg.dataset.startswith("synthia") else GTA5
     return cls(data_roots(cfg)[0], transform=transform)
 
+def train_crop(cfg: TrainConfig):
+    "The training crop (h, w) of a run; None for `crop: whole` (whole resized images, as AdaptSegNet and SDCA train)."
+    return None if cfg.crop == "whole" else cfg.crop
+
 def build_data(cfg: TrainConfig, method) -> dict:
     "Datasets of a run: `source`, `target` (unlabelled unless `method.target_labels`), `val`, `test` (when labelled)."
     tgt_root = data_roots(cfg)[1]
-    tf = lambda resize, cmr=1.0: JointTransform(resize=resize, scale=cfg.scale, crop=cfg.crop, flip=cfg.flip, cat_max_ratio=cmr)
+    tf = lambda resize, cmr=1.0: JointTransform(resize=resize, scale=cfg.scale, crop=train_crop(cfg), flip=cfg.flip, cat_max_ratio=cmr)
     d = {}
     if method.uses_source: d["source"] = source_dataset(cfg, transform=tf(cfg.src_resize, cfg.cat_max_ratio))   # source labels only
     if method.uses_target:

@@ -75,7 +75,7 @@ class RunData:
     def augment(self, resize=None):
         "The training transform (random scale, crop, flip; optional resize first)."
         c = self.cfg
-        return JointTransform(resize=resize, scale=c.scale, crop=c.crop, flip=c.flip)
+        return JointTransform(resize=resize, scale=c.scale, crop=train_crop(c), flip=c.flip)
 
     def target_images(self, transform="resize"):
         "Target training images *without labels* (default: resized like training, not augmented)."
@@ -228,7 +228,8 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
     steps_done = 0
     while self.step < stop:
         t0 = time.perf_counter()
-        lr = poly_lr(cfg.lr, *m.schedule(self.step, cfg.iters), cfg.poly_power) * warmup_factor(self.step, cfg.warmup_iters)
+        pos, n = m.schedule(self.step, cfg.iters)
+        lr = poly_lr(cfg.lr, pos, n * cfg.poly_horizon, cfg.poly_power) * warmup_factor(self.step, cfg.warmup_iters)
         for g in self.opt.param_groups: g["lr"] = lr * g.get("lr_mult", 1.0)
         if hasattr(self.model, "reseed"): self.model.reseed(stream_seed(cfg.seed, "model", self.step, self.rank))   # e.g. HRDA's detail crops
         m.before_step(self.step)                       # refreshes happen here: timed apart from the step

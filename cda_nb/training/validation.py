@@ -83,9 +83,11 @@ def validate_config(c: TrainConfig) -> TrainConfig:
     if not (_is_num(c.momentum) and 0 <= c.momentum < 1): bad("momentum", "must be a number in [0, 1)")
     if not (_is_num(c.weight_decay) and c.weight_decay >= 0): bad("weight_decay", "must be a number >= 0")
     if not (_is_num(c.poly_power) and c.poly_power >= 0): bad("poly_power", "must be a number >= 0")
+    if not (_is_num(c.poly_horizon) and c.poly_horizon >= 1): bad("poly_horizon", "must be a number >= 1 (1: the schedule ends at zero)")
     if not (isinstance(c.warmup_iters, int) and not isinstance(c.warmup_iters, bool) and c.warmup_iters >= 0):
         bad("warmup_iters", "must be an integer >= 0")
-    for k in ("crop", "src_resize", "tgt_resize", "eval_size"): setattr(c, k, _pair(k, getattr(c, k)))
+    for k in ("crop", "src_resize", "tgt_resize", "eval_size"):
+        if not (k == "crop" and c.crop == "whole"): setattr(c, k, _pair(k, getattr(c, k)))   # crop "whole": no crop
     if c.scale is not None:
         s = tuple(c.scale) if isinstance(c.scale, (list, tuple)) else (c.scale,)
         if len(s) != 2 or not all(_is_num(x) for x in s) or not 0 < s[0] <= s[1]: bad("scale", "must be [lo, hi] with 0 < lo <= hi")
