@@ -181,3 +181,13 @@ def test_poly_horizon_stops_the_schedule_early(tmp_path):
     t.fit()
     lrs = [r["lr"] for r in map(json.loads, open(t.dir/"log.jsonl")) if "lr" in r]
     assert lrs and abs(lrs[-1] - poly_lr(0.01, 3, 8.0)) < 1e-9 and lrs[-1] > 0.004
+
+def test_recipes_table_is_current(tmp_path):
+    "reports/fullscale/recipes.md is what recipes.py writes from today's configs: regenerate it after a config change."
+    import shutil, subprocess, sys
+    committed = (ROOT/"reports/fullscale/recipes.md").read_text()
+    try:
+        subprocess.run([sys.executable, "reports/fullscale/recipes.py"], cwd=ROOT, check=True, capture_output=True, timeout=300)
+        assert (ROOT/"reports/fullscale/recipes.md").read_text() == committed, "run python reports/fullscale/recipes.py and commit recipes.md"
+    finally:
+        (ROOT/"reports/fullscale/recipes.md").write_text(committed)

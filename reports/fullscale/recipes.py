@@ -117,7 +117,9 @@ HRDA_ROWS = [  # HRDA on top of DAFormer: cluda_hrda.yaml
       f"{HCFG}:64; HRDA mmseg/datasets/cityscapes.py:40-67", [30, 240, 30, 30],
       "kit masks the crop's borders: same for top/bottom (crop = full height), left/right always 30 px"),
     R("pseudo labels", None, "hr_slide_inference: sliding detail windows", f"{HCFG}:44", None, "kit: sliding windows (hrda._infer)"),
-    R("test", "eval_size", "2048x1024, slide 1024x1024 stride 512, batched", f"{HCFG}:46-50; {HDS}:40", (1024, 2048)),
+    R("test", "eval_size", "2048x1024, slide 1024x1024 stride 512, batched", f"{HCFG}:46-50; {HDS}:40", (1024, 2048),
+      "size as official; windows differ in a kit run's own evaluation: the LR context sees the whole image, not each 1024x1024 "
+      "window (cda-eval --released --window 1024 1024 --stride 512 512 follows HRDA); not priced"),
     R("test batch", "eval_batch_size", "1 image (mmseg test loader)", "HRDA mmseg/apis/test.py", None, "kit batches images, windows bounded by eval_pixels"),
     R("seed", "seed", "1", f"{HCFG}:21", None),
 ]

@@ -126,7 +126,15 @@ def pretrained_overrides(yaml_cfg: dict, free_bn: bool = True) -> list:
     if bk.get("pretrained") and not Path(bk["pretrained"]).is_file():
         out.append("model_kwargs.base_kwargs.pretrained=")
         if free_bn and mk.get("base") == "deeplabv2": out.append("model_kwargs.base_kwargs.freeze_bn=false")
+    if out and (yaml_cfg.get("method_params") or {}).get("fd_reference") == "imagenet":
+        out.append("method_params.fd_reference=start")       # no ImageNet file: the frozen reference is the network as it starts
     return out
+
+def small_network(yaml_cfg: dict) -> dict:
+    "The config on the kit's small network (the reduced form): no weight file, so a frozen ImageNet reference becomes the start's."
+    mp = dict(yaml_cfg.get("method_params") or {})
+    if mp.get("fd_reference") == "imagenet": mp["fd_reference"] = "start"
+    return {**yaml_cfg, "model": "small", "model_kwargs": {}, "method_params": mp}
 
 # ------------------------------------------------------------------------------------------------ processes
 def _children(pid: int) -> list:
@@ -395,7 +403,7 @@ def rehearse(cfg_path, args, data, work, env, log):
         y = read_yaml_config(cfg_path)
         run_cfg = cfg_path
         if args.model == "small":                   # the reduced form: the kit's small network, the config otherwise unchanged
-            y = {**y, "model": "small", "model_kwargs": {}}
+            y = small_network(y)
             run_cfg = cwork/"config.yaml"; run_cfg.write_text(yaml.safe_dump(y, sort_keys=False))
         iters, ce = args.iters, args.ckpt_every or max(1, args.iters // 2)
         iv = interval_overrides(y["method"], y, iters)
@@ -698,7 +706,7 @@ def recount_syncs(args, configs, data, work, out, argv, log):
         cwork = work/name.replace("/", "__"); shutil.rmtree(cwork, ignore_errors=True); cwork.mkdir(parents=True)
         y = read_yaml_config(c); run_cfg = c
         if args.model == "small":
-            y = {**y, "model": "small", "model_kwargs": {}}; run_cfg = cwork/"config.yaml"; run_cfg.write_text(yaml.safe_dump(y, sort_keys=False))
+            y = small_network(y); run_cfg = cwork/"config.yaml"; run_cfg.write_text(yaml.safe_dump(y, sort_keys=False))
         ov = [o.replace("$DATA", str(data)) for o in rec["overrides"]] + [f"out_dir={cwork/'cli'}"]
         try:
             s = syncs_and_loader(run_cfg, ov, cwork/"cli", cwork, syncs=True, loader=False)

@@ -34,7 +34,7 @@ def configs(patterns):
 def one(name, args):
     "One config in this process; returns its record (raises on failure: the parent records the traceback)."
     import torch
-    from rehearsal import interval_overrides, pretrained_overrides
+    from rehearsal import interval_overrides, pretrained_overrides, small_network
     from cda_nb.cli import read_yaml_config, load_run_config
     from cda_nb.training.trainer import Trainer
     from cda_nb.training.checkpoints import checkpoint_bytes
@@ -42,7 +42,7 @@ def one(name, args):
     y = read_yaml_config(path)
     if args.model == "small":                                     # the CPU check: the kit's small network, the config otherwise as is
         import yaml
-        y = {**y, "model": "small", "model_kwargs": {}}
+        y = small_network(y)
         path = Path(args.work)/f"{name.replace('/', '__')}.yaml"; path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(y, sort_keys=False))
     ov = [f"data_root={args.data}", f"out_dir={args.work}", f"iters={args.iters}", "ckpt_every=100000", "log_every=10",
