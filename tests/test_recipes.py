@@ -191,3 +191,13 @@ def test_recipes_table_is_current(tmp_path):
         assert (ROOT/"reports/fullscale/recipes.md").read_text() == committed, "run python reports/fullscale/recipes.py and commit recipes.md"
     finally:
         (ROOT/"reports/fullscale/recipes.md").write_text(committed)
+
+@pytest.mark.parametrize("nb", sorted((ROOT/"nbs/methods").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_every_fidelity_table_has_a_paper_config_column(nb):
+    "Each method notebook opens with its fidelity table, whose header names a paper config column beside the fair one."
+    first = "".join(json.loads(nb.read_text())["cells"][0]["source"])
+    header = next(l for l in first.splitlines() if l.startswith("| choice"))
+    cols = [c.strip().lower() for c in header.strip("|").split("|")]
+    assert any(c.startswith("paper config") for c in cols) and any("fair config" in c for c in cols), (nb.name, cols)
+    rows = [l for l in first.splitlines() if l.startswith("|")]
+    assert all(l.count("|") == header.count("|") for l in rows), nb.name      # every row has the new column
