@@ -85,6 +85,8 @@ class TrainConfig:
     analysis: bool = True          # after training: pseudo-label analysis against target-train labels (never used to train)
     figures: bool = True
     progress: bool = True
+    tensorboard: bool = False      # also write TensorBoard event files into <run dir>/tensorboard/ (training/08_tracking)
+    mlflow: bool = False           # also write an MLflow run into the local file store <run dir>/mlruns (training/08_tracking)
     method_params: dict = field(default_factory=dict)
 
 # %% ../../nbs/training/00_config.ipynb #616a4762

@@ -141,6 +141,7 @@ def finish(self: Trainer) -> dict:
         metrics.update(miou_test=rt["miou"], test={"miou": rt["miou"], "per_class_iou": rt["per_class_iou"],
                                                     **{k: rt[k] for k in ("miou_16", "miou_13") if k in rt}})
         if self.is_main: atomic_write_json(self.dir/"metrics.json", metrics)
+    self.trackers.log_final(metrics, self.step)       # val and test mIoU, per-class IoU (training/08_tracking; when on)
     if self.is_main:
         extra = run_analysis(self)
         if extra: metrics.update(extra); atomic_write_json(self.dir/"metrics.json", metrics)
@@ -163,6 +164,7 @@ def write_figures(self: Trainer, metrics):
                       ("curves.png", viz.plot_curves(read_jsonl(self.dir/"log.jsonl"))),
                       ("per_class_iou.png", viz.plot_iou_bars(metrics["per_class_iou"], title=f"{self.cfg.method}: mIoU {100*metrics['miou']:.1f}"))]:
         fig.savefig(self.dir/"figures"/name, dpi=110, bbox_inches="tight"); plt.close(fig)
+        self.trackers.log_figure(name, self.dir/"figures"/name, self.step)
 
 # %% ../../nbs/training/06_evaluation.ipynb #1cb16f37
 def load_run_model(ckpt, device="cpu"):

@@ -21,7 +21,8 @@ __all__ = ['COMMITTED_RUNS', 'source_config', 'committed_source_run', 'source_id
 COMMITTED_RUNS = Path(cda_nb.__file__).resolve().parents[1]/"reports"/"runs"   # in a clone of the kit (absent from a wheel)
 _PLUMBING = {"out_dir", "tag", "device", "amp", "num_workers", "resume", "progress", "figures", "analysis", "eval_every",
              "eval_batch_size", "log_every", "ckpt_every", "init_iters",    # settings that do not change the trained weights
-             "amp_dtype", "deterministic", "channels_last", "compile"}                # (on the CPU; on a GPU only by rounding)
+             "amp_dtype", "deterministic", "channels_last", "compile",               # (on the CPU; on a GPU only by rounding)
+             "tensorboard", "mlflow"}                                                 # views beside log.jsonl (training/08_tracking)
 
 def source_config(cfg: TrainConfig) -> TrainConfig:
     "The config of the source-only run that `init='source_only'` starts from: its own defaults (lr, iterations, sampling)."

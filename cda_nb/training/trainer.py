@@ -23,6 +23,7 @@ from .ddp import *
 from .checkpoints import *
 from .checkpoints import _save_checkpoint_all, _check_finite
 from .evaluation import *
+from .tracking import Trackers
 
 # %% auto #0
 __all__ = ['NO_DECAY_TYPES', 'poly_lr', 'warmup_factor', 'decay_groups', 'RunData', 'RunServices', 'Trainer', 'prepare_start',
@@ -97,7 +98,9 @@ class RunData:
     def save_figure(self, name: str, fig):
         "A method's figure, written into `figures/` by the main process when the run writes figures; the figure is closed."
         import matplotlib.pyplot as plt
-        if self.is_main and self.cfg.figures: fig.savefig(self.dir/"figures"/name, dpi=110, bbox_inches="tight")
+        if self.is_main and self.cfg.figures:
+            fig.savefig(self.dir/"figures"/name, dpi=110, bbox_inches="tight")
+            self.trackers.log_figure(name, self.dir/"figures"/name, self.step)     # TensorBoard / MLflow, when on
         plt.close(fig)
 
 # %% ../../nbs/training/07_trainer.ipynb #101c4fb9
@@ -179,6 +182,7 @@ class Trainer(RunServices):
         elif self.is_main:
             atomic_write_json(self.dir/"config.json", self.config_dict())
             if (self.dir/"log.jsonl").exists(): (self.dir/"log.jsonl").unlink()
+        self.trackers = Trackers(cfg, self.dir, self.is_main, self.step)   # tensorboard / mlflow switches; a resume appends
 
     def config_dict(self):
         mc = MINICITY_VERSION if self.cfg.dataset == "minicity" and not self.cfg.data_root else None   # the cached generator's
@@ -257,15 +261,18 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
             rec = {"step": self.step, "loss": loss.item(), **{k: v.item() for k, v in terms.items()}, "lr": lr,
                    "seconds": round(self.train_seconds, 3), **{k: round(v, 3) for k, v in self.timing.items()}, **m.log_items()}
             if self.is_main: append_jsonl(self.dir/"log.jsonl", rec)
+            self.trackers.log_scalars(self.step, rec)                 # (rank 0 only, when switched on)
             bar.set_postfix(loss=f"{rec['loss']:.3f}")
         if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.iters:
             r = self.evaluate(); self.history.append({"step": self.step, "miou": r["miou"]})
             if self.is_main: append_jsonl(self.dir/"log.jsonl", {"step": self.step, "val_miou": r["miou"]})
+            self.trackers.log_scalars(self.step, {"val_miou": r["miou"]})
         if self.step % cfg.ckpt_every == 0 or self.step == cfg.iters: _save_checkpoint_all(self)
         bar.update(1)
     bar.close()
     self.steps_here = getattr(self, "steps_here", 0) + steps_done
-    if self.step < cfg.iters: return None
-    return self.finish()
+    metrics = self.finish() if self.step >= cfg.iters else None
+    self.trackers.close()                              # flushed; a later fit or resume reopens them
+    return metrics
 
 Trainer._loaders, Trainer.fit = _loaders, fit
