@@ -15,13 +15,15 @@ from .core import CDAError, mix_seed, stream_seed
 
 # %% auto #0
 __all__ = ['IGNORE', 'Label', 'CS_LABELS', 'CLASSES19', 'PALETTE19', 'THING19', 'THING_CLASSES', 'ID2TRAIN', 'TRAIN2ID',
-           'CS_KNOWN', 'CS_PALETTE_BY_ID', 'SYNTHIA16', 'SYNTHIA13', 'SYNTHIA_ID2TRAIN', 'SYNTHIA_KNOWN', 'GTA5_LAYOUT',
-           'CITYSCAPES_LAYOUT', 'SYNTHIA_LAYOUT', 'AUG_DEFAULTS', 'AUG_POLICIES', 'colorize', 'map_ids', 'read_image',
-           'read_gta5_label', 'read_cityscapes_label', 'write_gta5_label', 'write_cityscapes_label', 'to_image_tensor',
-           'to_label_tensor', 'JointTransform', 'GTA5', 'Cityscapes', 'read_png', 'write_png16', 'read_synthia_label',
-           'write_synthia_label', 'SYNTHIA', 'train_id_counts', 'label_workers', 'label_table', 'presence_cache_key',
-           'class_presence', 'class_pixel_counts', 'class_balanced_probs', 'ClassBalancedChoice', 'png_size',
-           'check_files', 'photometric', 'dacs_strong']
+           'CS_KNOWN', 'CS_PALETTE_BY_ID', 'SYNTHIA16', 'SYNTHIA13', 'SYNTHIA_ID2TRAIN', 'SYNTHIA_KNOWN', 'TRAIN_LUT',
+           'TRAIN_KNOWN', 'GTA5_LAYOUT', 'CITYSCAPES_LAYOUT', 'SYNTHIA_LAYOUT', 'STATS_FILE', 'AUG_DEFAULTS',
+           'AUG_POLICIES', 'colorize', 'map_ids', 'read_image', 'read_gta5_label', 'read_cityscapes_label',
+           'write_gta5_label', 'write_cityscapes_label', 'train_ids_path', 'read_train_id_label',
+           'write_train_id_label', 'to_image_tensor', 'to_label_tensor', 'JointTransform', 'GTA5', 'Cityscapes',
+           'read_png', 'write_png16', 'read_synthia_label', 'write_synthia_label', 'SYNTHIA', 'train_id_counts',
+           'label_workers', 'read_class_stats', 'label_table', 'presence_cache_key', 'class_presence',
+           'class_pixel_counts', 'class_balanced_probs', 'ClassBalancedChoice', 'png_size', 'check_files',
+           'photometric', 'dacs_strong']
 
 # %% ../nbs/01_data.ipynb #d14e0bd7
 IGNORE = 255
@@ -148,6 +150,28 @@ def write_cityscapes_label(ids, path):
     "Write Cityscapes ids (H,W) as an 8-bit greyscale `labelIds` PNG."
     Image.fromarray(np.asarray(ids, dtype=np.uint8), mode='L').save(path)
 
+# %% ../nbs/01_data.ipynb #lt0002
+TRAIN_LUT = np.full(256, IGNORE, np.uint8); TRAIN_LUT[:19] = np.arange(19)
+TRAIN_KNOWN = np.zeros(256, np.bool_); TRAIN_KNOWN[:19] = True; TRAIN_KNOWN[IGNORE] = True
+
+def train_ids_path(label_path) -> Path:
+    "The `*_labelTrainIds.png` beside a raw label: `00001.png` -> `00001_labelTrainIds.png`, `<name>_gtFine_labelIds.png` -> `<name>_gtFine_labelTrainIds.png`."
+    p = Path(label_path)
+    stem = p.name[:-len('_labelIds.png')] if p.name.endswith('_labelIds.png') else p.stem
+    return p.with_name(f"{stem}_labelTrainIds.png")
+
+def read_train_id_label(path) -> np.ndarray:
+    "Train ids (H,W) uint8 from an 8-bit `*_labelTrainIds.png` (255 = ignore)."
+    with Image.open(path) as im:
+        if im.mode not in ('L', 'P'):
+            raise CDAError(f"{path}: a labelTrainIds file is an 8-bit greyscale PNG of train ids; got mode {im.mode!r} "
+                           f"(rewrite it: cda-prepare <dataset folder> --force)")
+        return np.array(im)
+
+def write_train_id_label(train_ids, path):
+    "Write train ids (H,W) as an 8-bit greyscale PNG, as DAFormer's converters do; `path` may be a binary file."
+    Image.fromarray(np.asarray(train_ids, np.uint8)).save(path, format='PNG')
+
 # %% ../nbs/01_data.ipynb #41dc86e8
 def to_image_tensor(image) -> torch.Tensor:
     "numpy (H,W,3) uint8 or tensor (3,H,W) → float tensor (3,H,W) in [0,1]."
@@ -242,15 +266,18 @@ class JointTransform:
 # %% ../nbs/01_data.ipynb #9bc69594
 GTA5_LAYOUT = """<root>/
   images/00001.png ...      RGB images
-  labels/00001.png ...      palette PNGs, index = Cityscapes id"""
+  labels/00001.png ...      palette PNGs, index = Cityscapes id
+  labels/00001_labelTrainIds.png ...  optional (cda-prepare, DAFormer): 8-bit train ids, read instead"""
 
 CITYSCAPES_LAYOUT = """<root>/
   leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png
-  gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png   (8-bit ids; not needed with labels=False)"""
+  gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png   (8-bit ids; not needed with labels=False)
+  gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelTrainIds.png   optional (cda-prepare, DAFormer): read instead"""
 
 SYNTHIA_LAYOUT = """<root>/                  (SYNTHIA-RAND-CITYSCAPES)
   RGB/0000000.png ...       RGB images
-  GT/LABELS/0000000.png ... 16-bit PNGs, class id in the first channel"""
+  GT/LABELS/0000000.png ... 16-bit PNGs, class id in the first channel
+  GT/LABELS/0000000_labelTrainIds.png ...  optional (cda-prepare, DAFormer): 8-bit train ids, read instead"""
 
 def _layout_error(path, problem, layout):
     return CDAError(f"{problem}: {path}\nexpected layout:\n{layout}")
@@ -277,6 +304,7 @@ class _SegDataset(torch.utils.data.Dataset):
     lut, known = ID2TRAIN, CS_KNOWN
     def __init__(self, transform=None):
         self.transform, self.n_out_of_table, self.n_resized, self._warned = transform, 0, 0, set()
+        self.train_id_files = None
 
     def _warn(self, kind, msg):
         if kind not in self._warned:
@@ -284,7 +312,22 @@ class _SegDataset(torch.utils.data.Dataset):
 
     def __len__(self): return len(self.images)
 
-    def _label_ids(self, i): raise NotImplementedError
+    def _use_train_ids(self, raw):
+        "Per item, the `*_labelTrainIds.png` beside raw label `raw[i]` when it exists (train ids already), else `raw[i]`."
+        tids = [train_ids_path(p) for p in raw]
+        self.train_id_files = [t.is_file() for t in tids]
+        self.label_paths = [t if f else p for p, t, f in zip(raw, tids, self.train_id_files)]
+        return [p for p, f in zip(raw, self.train_id_files) if not f and not p.is_file()]   # the items with no label
+
+    def _tables(self, i):
+        "(look-up table, known ids) for item `i`'s label file: the identity on train ids for a train-id file, else the dataset's."
+        return (TRAIN_LUT, TRAIN_KNOWN) if self.train_id_files[i] else (self.lut, self.known)
+
+    def _label_ids(self, i):
+        "Ids (H,W) in item `i`'s label file: train ids from a `*_labelTrainIds.png`, else the dataset's raw ids."
+        return read_train_id_label(self.label_paths[i]) if self.train_id_files[i] else self._raw_ids(i)
+
+    def _raw_ids(self, i): raise NotImplementedError
 
     def __getitem__(self, i):
         image = _named_read(read_image, self.images[i])
@@ -297,7 +340,7 @@ class _SegDataset(torch.utils.data.Dataset):
                 self.n_resized += 1
                 self._warn('size', f"{type(self).__name__}: label size differs from image size for {self.label_paths[i]}; "
                            f"resized the label (nearest) to the image ({self.n_resized} so far)")
-            label, n = map_ids(ids, self.lut, self.known)
+            label, n = map_ids(ids, *self._tables(i))
             if n:
                 self.n_out_of_table += n
                 self._warn('table', f"{type(self).__name__}: {self.n_out_of_table} label pixels with ids outside the "
@@ -310,7 +353,7 @@ class _SegDataset(torch.utils.data.Dataset):
 
 # %% ../nbs/01_data.ipynb #352efb25
 class GTA5(_SegDataset):
-    "GTA5: `root/images/*.png` and palette `root/labels/*.png` (index = Cityscapes id)."
+    "GTA5: `root/images/*.png` and palette `root/labels/*.png` (index = Cityscapes id), or their `*_labelTrainIds.png`."
     labels = True
     def __init__(self, root, transform=None, split=None):
         super().__init__(transform)
@@ -327,16 +370,15 @@ class GTA5(_SegDataset):
             images = [have[n] for n in names]
         if not images: raise _layout_error(root / 'images', "no GTA5 images (*.png) found", GTA5_LAYOUT)
         self.images = images
-        self.label_paths = [root / 'labels' / p.name for p in images]
-        missing = [p for p in self.label_paths if not p.is_file()]
+        missing = self._use_train_ids([root / 'labels' / p.name for p in images])
         if missing: raise _layout_error(missing[0], f"{len(missing)} GTA5 images have no label, e.g.", GTA5_LAYOUT)
         self.names = [p.stem for p in images]
 
-    def _label_ids(self, i): return read_gta5_label(self.label_paths[i])
+    def _raw_ids(self, i): return read_gta5_label(self.label_paths[i])
 
 # %% ../nbs/01_data.ipynb #03549100
 class Cityscapes(_SegDataset):
-    "Cityscapes `leftImg8bit/<split>` images with `gtFine/<split>` labelIds (or no labels with `labels=False`)."
+    "Cityscapes `leftImg8bit/<split>` images with `gtFine/<split>` labelIds or labelTrainIds (no labels with `labels=False`)."
     def __init__(self, root, split='train', transform=None, labels=True):
         super().__init__(transform)
         self.root, self.split, self.labels = Path(root), split, labels
@@ -351,11 +393,10 @@ class Cityscapes(_SegDataset):
         if labels:
             ldir = root / 'gtFine' / split
             if not ldir.is_dir(): raise _layout_error(ldir, "Cityscapes label folder missing (or use labels=False)", CITYSCAPES_LAYOUT)
-            self.label_paths = [ldir / p.parent.name / f"{n}_gtFine_labelIds.png" for p, n in zip(self.images, self.names)]
-            missing = [p for p in self.label_paths if not p.is_file()]
+            missing = self._use_train_ids([ldir / p.parent.name / f"{n}_gtFine_labelIds.png" for p, n in zip(self.images, self.names)])
             if missing: raise _layout_error(missing[0], f"{len(missing)} Cityscapes images have no labelIds file, e.g.", CITYSCAPES_LAYOUT)
 
-    def _label_ids(self, i): return read_cityscapes_label(self.label_paths[i])
+    def _raw_ids(self, i): return read_cityscapes_label(self.label_paths[i])
 
 # %% ../nbs/01_data.ipynb #4a6d8855
 _PNG_SIG = b'\x89PNG\r\n\x1a\n'
@@ -429,7 +470,7 @@ def write_synthia_label(ids, path, instances=None):
 
 # %% ../nbs/01_data.ipynb #d0fc695e
 class SYNTHIA(_SegDataset):
-    "SYNTHIA-RAND-CITYSCAPES: `root/RGB/*.png` and 16-bit `root/GT/LABELS/*.png` (class id in channel 0)."
+    "SYNTHIA-RAND-CITYSCAPES: `root/RGB/*.png` and 16-bit `root/GT/LABELS/*.png` (class id in channel 0), or their `*_labelTrainIds.png`."
     labels, lut, known = True, SYNTHIA_ID2TRAIN, SYNTHIA_KNOWN
     def __init__(self, root, transform=None):
         super().__init__(transform)
@@ -439,12 +480,11 @@ class SYNTHIA(_SegDataset):
             if not (root / sub).is_dir(): raise _layout_error(root / sub, "SYNTHIA folder missing", SYNTHIA_LAYOUT)
         self.images = sorted((root / 'RGB').glob('*.png'))
         if not self.images: raise _layout_error(root / 'RGB', "no SYNTHIA images (*.png) found", SYNTHIA_LAYOUT)
-        self.label_paths = [root / 'GT' / 'LABELS' / p.name for p in self.images]
-        missing = [p for p in self.label_paths if not p.is_file()]
+        missing = self._use_train_ids([root / 'GT' / 'LABELS' / p.name for p in self.images])
         if missing: raise _layout_error(missing[0], f"{len(missing)} SYNTHIA images have no label, e.g.", SYNTHIA_LAYOUT)
         self.names = [p.stem for p in self.images]
 
-    def _label_ids(self, i):
+    def _raw_ids(self, i):
         ids = read_synthia_label(self.label_paths[i])
         return ids.astype(np.uint8) if ids.max(initial=0) < 256 else ids   # uint8 when it fits (resize needs it)
 
@@ -456,17 +496,17 @@ def _train_ids(ds, i) -> np.ndarray:
     "Train-id label of item `i`, read without the image when `ds` is one of the kit's datasets."
     if isinstance(ds, _SegDataset) and ds.labels:
         ids = ds._label_ids(i)
-        return map_ids(ids, ds.lut, ds.known)[0]
+        return map_ids(ids, *ds._tables(i))[0]
     item = ds[i]
     if 'label' not in item: raise CDAError(f"{type(ds).__name__} item {i} has no 'label': class presence needs labels")
     lab = item['label']
     return lab.numpy() if isinstance(lab, torch.Tensor) else np.asarray(lab)
 
 def train_id_counts(ds, i, n_classes=19) -> np.ndarray:
-    "Int64 (C,): pixels of each train id in item `i`'s label; the kit's datasets count raw ids and map the histogram (no per-pixel map)."
+    "Int64 (C,): pixels of each train id in item `i`'s label; the kit's datasets count file ids and map the histogram (no per-pixel map)."
     if isinstance(ds, _SegDataset) and ds.labels:
         ids = np.asarray(ds._label_ids(i)).ravel()
-        lut = np.asarray(ds.lut, np.int64)
+        lut = np.asarray(ds._tables(i)[0], np.int64)
         hist = np.bincount(ids, minlength=len(lut))[:len(lut)]          # ids beyond the table map to nothing, as in map_ids
         return np.bincount(lut[:len(hist)], weights=hist, minlength=max(int(lut.max()) + 1, n_classes))[:n_classes].astype(np.int64)
     ids = np.asarray(_train_ids(ds, i)).ravel()
@@ -485,12 +525,57 @@ def label_workers(n: int) -> int:
     local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
     return max(0, min(8, cores // max(local, 1) - 1))
 
+# %% ../nbs/01_data.ipynb #cs0002
+import json
+STATS_FILE = 'sample_class_stats.json'
+
+def _stats_name(file) -> str:
+    "Item name of a `sample_class_stats.json` entry: its file's base name less `_labelTrainIds.png` (or `.png`)."
+    base = str(file).replace('\\', '/').rsplit('/', 1)[-1]
+    for suffix in ('_labelTrainIds.png', '.png'):
+        if base.endswith(suffix): return base[:-len(suffix)]
+    return base
+
+def _stats_rows(entries, n_classes):
+    "{item name: int64 (C,) counts} from the parsed file, or the reason (a str) it is not in DAFormer's format."
+    if not isinstance(entries, list): return "is not a list of per-file dicts (DAFormer's format)"
+    rows = {}
+    for e in entries:
+        if not isinstance(e, dict) or not isinstance(e.get('file'), str): return f"has an entry without a 'file' path: {str(e)[:80]}"
+        row = np.zeros(n_classes, np.int64)
+        for k, v in e.items():
+            if k == 'file': continue
+            if not (k.isdigit() and int(k) < n_classes) or type(v) is not int or v < 0:
+                return f"entry {e['file']!r}: {k!r}: {v!r} is not a train id (0..{n_classes - 1}) with a pixel count"
+            row[int(k)] = v
+        name = _stats_name(e['file'])
+        if name in rows and not np.array_equal(rows[name], row): return f"has two different entries for {name!r}"
+        rows[name] = row
+    return rows
+
+def read_class_stats(ds, n_classes=19, path=None):
+    "Int64 (N, C) pixel counts of `ds`'s items from DAFormer's `sample_class_stats.json` (default: in `ds.root`); None if absent, or (with a warning naming the file) if it does not cover every item."
+    path = Path(ds.root) / STATS_FILE if path is None else Path(path)
+    if not path.is_file(): return None
+    try: rows = _stats_rows(json.loads(path.read_text()), n_classes)
+    except (OSError, ValueError) as e: rows = f"cannot be read as JSON ({type(e).__name__}: {e})"
+    if isinstance(rows, dict):
+        missing = [n for n in ds.names if n not in rows]
+        if not missing: return np.stack([rows[n] for n in ds.names])
+        rows = f"has no entry for {len(missing)} of the {len(ds.names)} images (e.g. {missing[0]!r})"
+    warnings.warn(f"{path} {rows}; counting the labels instead (to rewrite it: cda-prepare {path.parent} --force)", stacklevel=2)
+    return None
+
 # %% ../nbs/01_data.ipynb #f77c4112
 def label_table(dataset, n_classes=19, cache=None, progress=True, what='class pixel counts', workers=None, dtype=np.int64) -> np.ndarray:
     """(N, C) train-id pixel counts of every item's label, cast to `dtype`; `cache` (a .npy path) stores / reuses the table.
     Labels are read in `workers` loader processes (default `label_workers`); under torch.distributed each rank reads its
-    share (items rank, rank + world, ...) and one all-reduce joins them, so no rank repeats the pass."""
+    share (items rank, rank + world, ...) and one all-reduce joins them, so no rank repeats the pass. A source dataset
+    (GTA5, SYNTHIA) whose root holds a `sample_class_stats.json` that covers it is read from that file (`read_class_stats`)."""
     n = len(dataset)
+    if isinstance(dataset, (GTA5, SYNTHIA)):                               # source sets only: a target table never comes from a file
+        t = read_class_stats(dataset, n_classes)
+        if t is not None: return t > 0 if dtype == np.bool_ else t.astype(dtype)
     if cache is not None and Path(cache).is_file():
         t = np.load(cache)
         if t.shape == (n, n_classes) and t.dtype == dtype: return t
