@@ -6,16 +6,15 @@
 from __future__ import annotations
 import json, csv, io
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import numpy as np
 from .data import CLASSES19
-from .core import load_torch_file
+from .core import load_torch_file, CDAError
 
 # %% auto #0
-__all__ = ['ABLATION', 'PL_KINDS', 'FEATURE_METHODS', 'collect_runs', 'split_metrics', 'summarize', 'gap_closed', 'iou_table',
-           'has_split', 'policy_table', 'iou_csv', 'ablation_table', 'pseudo_label_table', 'feature_figures',
-           'diagnose_source', 'target_bn_eval', 'cached_target_bn_eval', 'target_bn_table', 'ReportInputs',
-           'write_report']
+__all__ = ['PL_KINDS', 'FEATURE_METHODS', 'collect_runs', 'split_metrics', 'summarize', 'gap_closed', 'iou_table', 'has_split',
+           'policy_table', 'iou_csv', 'ablation_table', 'pseudo_label_table', 'feature_figures', 'diagnose_source',
+           'target_bn_eval', 'cached_target_bn_eval', 'target_bn_table', 'ReportInputs', 'write_report']
 
 # %% ../nbs/11_report.ipynb #a9dea0b3
 def collect_runs(out_dir, dataset: str) -> dict:
@@ -99,64 +98,10 @@ def iou_csv(runs: dict) -> str:
         for m in ms: w.writerow([k, m["seed"], m["miou"]] + [m["per_class_iou"].get(c) for c in CLASSES19])
     return out.getvalue()
 
-# %% ../nbs/11_report.ipynb #a2b8d95b
-ABLATION = [("self_training", "L_base (self-training, static CBST labels on target-batch BatchNorm statistics; class-balanced source sampling, as bcl)", {}),
-            ("self_training-lbneval", "L_base with static labels on the running (source-dominated) BatchNorm statistics (the kit's earlier default)", {"label_bn": "eval"}),
-            ("bcl-static_fcl", "+ FCL (static labels on target-batch statistics, as L_base's)", {"lambda_bc": 0.0, "dynamic": False}),
-            ("bcl-static_fcl_bcl", "+ FCL + BCL (static labels on target-batch statistics): bcl without its dynamic labels", {"dynamic": False}),
-            ("bcl-static_fcl_dec", "+ FCL (static labels) on the post-ReLU decoder features instead of the logits", {"lambda_bc": 0.0, "dynamic": False, "feat": "decoder"}),
-            ("self_training-p40", "L_base with denser CBST labels, p = 0.4", {"cbst_p": 0.4}),
-            ("self_training-p60", "L_base with denser CBST labels, p = 0.6", {"cbst_p": 0.6}),
-            ("bcl-static_fcl_p60", "+ FCL on the p = 0.6 static labels (against `self_training-p60`)", {"lambda_bc": 0.0, "dynamic": False, "cbst_p": 0.6}),
-            ("bcl-p60", "full bcl with p = 0.6 static labels", {"cbst_p": 0.6}),
-            ("bcl-static_fcl_lbneval", "+ FCL on static labels from running BatchNorm statistics (against `self_training-lbneval`)", {"lambda_bc": 0.0, "dynamic": False, "label_bn": "eval"}),
-            ("bcl-lbneval", "full bcl, static labels from running BatchNorm statistics (the papers' frozen-BatchNorm regime; against `self_training-lbneval`)", {"label_bn": "eval"}),
-            ("bcl-distill200", "full bcl + self-distillation (supplement eq. 2) as the last 200 of 500 steps", {"distill_iters": 200}),
-            ("source_only-aspp", "source_only with DeepLab-V2's branched classifier on the small network (`model_kwargs: {aspp_rates: [2, 4, 6, 8]}`), 1000 steps", {}),
-            ("self_training-aspp", "L_base on the branched classifier, from `source_only-aspp`", {}),
-            ("bcl-aspp", "full bcl on the branched classifier: FCL and BCL on the 76-d concatenated branch outputs, as the official code; from `source_only-aspp`", {}),
-            ("bcl-aspp_t70", "full bcl on the branched classifier at the paper's T = 0.7 (tuned there for the 76-d branch concatenation)", {"threshold": 0.7}),
-            ("bcl-fcl", "+ FCL (static labels) †", {"lambda_bc": 0.0, "dynamic": False}),
-            ("bcl-fcl_bcl", "+ FCL + BCL (static labels) †", {"dynamic": False}),
-            ("bcl-dyn_nocal", "+ FCL + BCL, hybrid labels at T = 0.7, no calibration †", {"calibrate": False, "threshold": 0.7}),
-            ("bcl-t70", "+ FCL + BCL, hybrid labels, calibration at the paper's T = 0.7 †", {"threshold": 0.7}),
-            ("bcl-t80", "full bcl at T = 0.8 †", {"threshold": 0.8}),
-            ("bcl", "full bcl at T = 0.9, the kit's default chosen on val (signed classifier-level features, per-pair prototypes)", {}),
-            ("bcl-t95", "full bcl at T = 0.95 (re-chosen on val this round: 34.9 vs 34.8 at 0.9)", {"threshold": 0.95}),
-            ("bcl-t98", "full bcl at T = 0.98", {"threshold": 0.98}),
-            ("bcl-decoder", "full bcl (T = 0.7) on post-ReLU decoder features (the kit's v1 choice) †", {"feat": "decoder", "threshold": 0.7}),
-            ("bcl-pooled", "full bcl (T = 0.7) with prototypes pooled over the batch (the kit's v1 choice) †", {"pairwise": False, "threshold": 0.7}),
-            ("dacs", "dacs: mean teacher + ClassMix, EMA α = 0.999, teacher BatchNorm in training mode, RCS, FD (DAFormer)", {}),
-            ("dacs-tbneval", "dacs with the teacher's BatchNorm on running statistics (the kit's earlier choice)", {"teacher_bn": "eval"}),
-            ("dacs-a99", "dacs with EMA α = 0.99 (DACS's own value)", {"alpha": 0.99}),
-            ("dacs-nomix", "dacs without ClassMix (a plain mean teacher on the target batch)", {"mix": False}),
-            ("sdca", "sdca: bound (eq. 14) in the paper's form on raw vectors, τ = 30 (the default, chosen on val)", {}),
-            ("sdca-tau3", "sdca, τ = 3", {"tau": 3.0}),
-            ("sdca-tau10", "sdca, τ = 10", {"tau": 10.0}),
-            ("sdca-official", "sdca, the official code's form: L2-normalised vectors, τ = 100", {"form": "official", "tau": 100.0}),
-            ("sdca-lovasz", "sdca without its bound terms: source CE + Lovász only (Table 5, first row)", {"lambda_feat": 0.0, "lambda_out": 0.0}),
-            ("sdca-ssl", "sdca + the SSL stage (eqs. 19-20) as the last 170 of 500 steps", {"ssl_iters": 170}),
-            ("self_training-thr2", "self_training at 2 threads (every other run: 1 thread); same seed, same code", {}),
-            ("self_training-noent", "self_training without its entropy terms (λ_ent = 0 on both domains) †", {"lambda_ent_s": 0.0, "lambda_ent_t": 0.0}),
-            ("adabn-notbn", "control: source CE only, 500 more iterations, no target batch", {"target_bn": False}),
-            ("adabn", "control: the same with target batches through BatchNorm (no target loss)", {}),
-            ("adabn-recompute", "control: the same, then AdaBN's target-only BatchNorm statistics", {"recompute": True}),
-            ("cluda", "cluda: dacs + pixel InfoNCE on fused stages, stuff/thing separated, target anchors weighted by Γ (eqs. 2-6)", {}),
-            ("cluda-nogamma", "cluda, mixed-image term unweighted (Table 3a)", {"gamma": False}),
-            ("cluda-allpairs", "cluda, all pairs: stuff-stuff + thing-thing + stuff-thing (Table 3b)", {"pairs": "all"}),
-            ("cluda-stuff", "cluda, stuff pixels only: S-S (Table 3b)", {"pairs": "stuff"}),
-            ("cluda-tau01", "cluda with τ = 0.1 (ContrastiveSeg's; the official CLUDA code uses 1)", {"tau": 0.1}),
-            ("source_only-hrda", "source_only on `model: hrda` (context at scale 0.5, a 64×64 detail crop, class-wise scale attention, detail loss 0.1, sliding-window inference), 1000 steps", {}),
-            ("dacs-hrda", "dacs on `model: hrda`, from `source_only-hrda`", {}),
-            ("cluda-hrda", "cluda on `model: hrda`, from `source_only-hrda`, eq. 7: LR and HR anchors weighted by the learned δ (Table 4b's weighted row)", {"mr_cl": "weighted"}),
-            ("ucda", "ucda: full (eq. 7), teacher labels on target-batch BatchNorm statistics, teacher copied every 200 steps, expansion by weight", {}),
-            ("ucda-noexp", "ucda without label expansion (Table 3) †", {"expansion": False}),
-            ("ucda-nocross", "ucda without the cross-domain term (eq. 6; Table 3) †", {"cross_domain": False}),
-            ("ucda-nocl", "ucda without both contrastive terms (self-training with its teacher and thresholds; Table 3) †", {"in_domain": False, "cross_domain": False})]
-
 # %% ../nbs/11_report.ipynb #e5ab4f16
-def ablation_table(runs: dict, rows=ABLATION) -> str:
-    "Markdown table of mIoU (mean ± std over seeds) on test (when the runs have it) and val for the ablation rows that have runs."
+def ablation_table(runs: dict, rows: list) -> str:
+    """Markdown table of mIoU (mean ± std over seeds) on test (when the runs have it) and val for the ablation `rows`
+    ((run folder, caption, params), as `Experiments.rows("ablations")`) that have runs."""
     test = has_split({k: runs[k] for k, _, _ in rows if k in runs}, "test")
     out = ["| run folder | variant | " + ("mIoU test | " if test else "") + "mIoU val | seeds |", "|---|---|---|---|" + ("---|" if test else "")]
     for key, name, _ in rows:
@@ -311,6 +256,7 @@ class ReportInputs:
     out: Path                      # report_dir/dataset
     figs: dict                     # figure file name -> matplotlib figure, written at the end
     split: str                     # "test" when every run has it, else "val"
+    rows: list = field(default_factory=list)   # the ablation rows (run folder, caption, params) of the experiments file
 
 def _results(r: ReportInputs) -> list:
     "The headline: the method × class table on test (val beside it), or on val when there is no test split."
@@ -319,6 +265,23 @@ def _results(r: ReportInputs) -> list:
     return [f"# {r.dataset}: results", "", head + "*Δ vs source_only* = mIoU gain over `source_only` trained under the same "
             "augmentation policy; *gap closed* = share of the source-only → oracle mIoU gap a method closes.", "",
             iou_table(r.runs, r.order, split=r.split)]
+
+def _gains(r: ReportInputs) -> list:
+    """The summary chart: each method's paired gain over `source_only` and over the `adabn` control (same seed, same source
+    model; `viz.paired_gains`), as mean ± std over seeds in a table and bars with the seeds as dots in `gains.png`."""
+    from cda_nb import viz
+    g = viz.paired_gains(r.runs, r.split, methods=[k for k in r.order if "-" not in k and k != "oracle"])
+    if not g: return []
+    r.figs["gains.png"] = viz.plot_gains(g, title=f"target {r.split} mIoU gain (points) over the baselines: same seed, same source model")
+    cols = list(dict.fromkeys(b for v in g.values() for b in v))
+    cell = lambda d: "–" if not d else "{:+.1f} ± {:.1f} ({})".format(*_ms(list(d.values())))       # std over seeds, ddof 1
+    return (["## Gains over source-only and over the AdaBN control", "",
+             f"Each method's target {r.split} mIoU minus that of the baseline run of the **same seed** (the same source model "
+             "and data order), in points: mean ± std over seeds (number of seeds). `adabn` is source-only with target "
+             "batches through BatchNorm: a gain over it is what a method adds beyond re-estimated statistics.", "",
+             "| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)] +
+            [f"| `{k}` | " + " | ".join(cell(v.get(b)) for b in cols) + " |" for k, v in g.items()] +
+            ["", "![gains](figures/gains.png)", ""])
 
 def _augmentation(r: ReportInputs) -> list:
     "The augmentation policy of each run, when the runs recorded it."
@@ -370,9 +333,9 @@ def _calibration(r: ReportInputs) -> list:
 
 # %% ../nbs/11_report.ipynb #9e52c163
 def _ablations(r: ReportInputs) -> list:
-    "The ablation rows of `ABLATION` that ran, with the † note when one of them predates a labelling default."
-    if not any(k in r.runs for k, _, _ in ABLATION[1:]): return []
-    tab = ablation_table(r.runs)
+    "The ablation rows of the experiments file (`r.rows`) that ran, with the † note when one of them predates a labelling default."
+    if not any(k in r.runs for k, _, _ in r.rows[1:]): return []
+    tab = ablation_table(r.runs, r.rows)
     lines = ["## Ablations (bcl Table 3, cluda Table 3, ucda Table 3, controls)", "", tab]
     if "†" in tab:
         lines += ["† run before its method labelled the target with target-batch BatchNorm statistics (`label_bn` of "
@@ -428,13 +391,25 @@ def _cost(r: ReportInputs) -> list:
 
 _RUN_FIGURES = ("predictions.png", "per_class_iou.png", "curves.png")
 
+def _save(fig, path):
+    "Write `fig` as the kit writes every figure (110 dpi, tight) and close it."
+    import matplotlib.pyplot as plt
+    fig.savefig(path, dpi=110, bbox_inches="tight"); plt.close(fig)
+
 def _run_figures(r: ReportInputs) -> list:
-    "Each method's first seed's figures, copied into the report: the trainer's three and the method's own (ucda's UMAP, sdca's PDD, ...)."
+    """Each method's first seed's figures: training curves and per-class IoU redrawn from its `log.jsonl` and
+    `metrics.json` (so a report shows the kit's current figures whenever the run trained), the predictions and the
+    method's own figures (ucda's UMAP, sdca's PDD, ...) copied as the run wrote them (they need its weights)."""
+    from cda_nb import viz
+    from cda_nb.core import read_jsonl
     lines = ["", "## Figures", "", "![mIoU by method](figures/miou_by_method.png)", ""]
     for k in r.order:
-        seed0 = Path(r.runs_dir)/r.dataset/k/f"seed{r.runs[k][0]['seed']}"/"figures"
+        m0 = r.runs[k][0]; run = Path(r.runs_dir)/r.dataset/k/f"seed{m0['seed']}"; seed0 = run/"figures"
         for f in _RUN_FIGURES:
             if (seed0/f).exists(): (r.out/"figures"/f"{k}_{f}").write_bytes((seed0/f).read_bytes())
+        if (run/"log.jsonl").is_file(): _save(viz.plot_curves(read_jsonl(run/"log.jsonl"), title=f"{k} seed {m0['seed']}"), r.out/"figures"/f"{k}_curves.png")
+        if m0.get("per_class_iou"): _save(viz.plot_iou_bars(m0["per_class_iou"], title=f"{k} seed {m0['seed']}: val mIoU {100 * m0['miou']:.1f}"),
+                                          r.out/"figures"/f"{k}_per_class_iou.png")
         own = sorted(f.name for f in seed0.glob("*.png") if f.name not in _RUN_FIGURES) if seed0.is_dir() else []
         for f in own: (r.out/"figures"/f"{k}_{f}").write_bytes((seed0/f).read_bytes())
         if (r.out/"figures"/f"{k}_predictions.png").exists():
@@ -443,20 +418,34 @@ def _run_figures(r: ReportInputs) -> list:
             lines += [f"![{k} {f[:-4]}](figures/{k}_{f})" for f in own] + ([""] if own else [])
     return lines
 
+# %% ../nbs/11_report.ipynb #exprow01
+def _experiment_rows(experiments, runs: dict, where: Path) -> list:
+    "The ablation rows of the experiments file, after checking that it describes every run folder the report would show."
+    if experiments is None: return []
+    from cda_nb.experiments import load_experiments
+    exp = load_experiments(experiments)
+    extra = sorted(set(runs) - {e["key"] for e in exp.entries})
+    if extra: raise CDAError(f"{where}: run folder(s) {extra} are not described by {exp.path}: add an entry for each "
+                             "(its method, params and tables), or move the folder out of the runs directory")
+    return exp.rows("ablations")
+
 # %% ../nbs/11_report.ipynb #2b2aabd2
 def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=None, features=False, notes: str = "",
-                 diagnose: bool = False, target_bn: bool = False) -> Path:
-    "Write `report_dir/dataset/{README.md,results.csv,figures/}` from the runs under `runs_dir`; returns the README path."
+                 diagnose: bool = False, target_bn: bool = False, experiments=None) -> Path:
+    """Write `report_dir/dataset/{README.md,results.csv,figures/}` from the runs under `runs_dir`; returns the README path.
+    `experiments` (an experiments file, `13_experiments`) names the ablation rows and their captions, and every run folder
+    must be one of its entries; without it there is no ablation table."""
     import matplotlib.pyplot as plt
     from cda_nb import viz
     runs = collect_runs(runs_dir, dataset)
     if not runs: raise FileNotFoundError(f"no finished runs (metrics.json) under {Path(runs_dir)/dataset}")
+    rows = _experiment_rows(experiments, runs, Path(runs_dir)/dataset)
     out = Path(report_dir)/dataset; (out/"figures").mkdir(parents=True, exist_ok=True)
     order = [k for k in (order or sorted(runs, key=lambda k: (k != "source_only", k == "oracle", k))) if k in runs]
     (out/"results.csv").write_text(iou_csv(runs))
     r = ReportInputs(runs, order, Path(runs_dir), dataset, out, {"miou_by_method.png": viz.plot_miou_by_method(runs, order)},
-                     "test" if has_split(runs, "test") else "val")
-    sections = [_results, _augmentation, *([_target_bn] if target_bn else []), *([_diagnosis] if diagnose else []),
+                     "test" if has_split(runs, "test") else "val", rows)
+    sections = [_results, _gains, _augmentation, *([_target_bn] if target_bn else []), *([_diagnosis] if diagnose else []),
                 _calibration, _ablations, _pseudo_labels, _bias_norms, *([_features] if features else [])]
     lines = [line for s in sections for line in s(r)] + ([notes, ""] if notes else []) + _cost(r) + _run_figures(r)
     for name, fig in r.figs.items(): fig.savefig(out/"figures"/name, dpi=110, bbox_inches="tight"); plt.close(fig)
