@@ -283,7 +283,8 @@ def minicity_root(seed=0, force=False, progress=True, **size_overrides) -> Path:
 def class_frequencies(root) -> dict:
     "{'source'|'train'|'val'|'test': {class: fraction of labelled pixels}} of a MiniCity (or GTA5 + Cityscapes) root."
     root, out = Path(root), {}
-    files = {'source': [(p, read_gta5_label) for p in sorted((root/'gta5/labels').glob('*.png'))]}
+    files = {'source': [(p, read_gta5_label) for p in sorted((root/'gta5/labels').glob('*.png'))
+                        if not p.name.endswith('_labelTrainIds.png')]}        # cda-prepare's train-id files sit beside the labels
     for s in TARGET_SPLITS:
         if (root/'cityscapes/gtFine'/s).is_dir(): files[s] = [(p, read_cityscapes_label) for p in sorted((root/'cityscapes/gtFine'/s).glob('*/*_labelIds.png'))]
     for s, fs in files.items():
