@@ -144,8 +144,10 @@ def run_cli_train(argv=None):
     except CDAError as e: _fail("cda-train", str(e), 2)
     if a.dry_run:
         print(json.dumps(dataclasses.asdict(cfg), indent=2)); return cfg
-    from cda_nb.training.trainer import train
+    from cda_nb.training.trainer import train, Preempted, PREEMPTED_EXIT
     try: metrics = train(cfg)
+    except Preempted as e:                          # a scheduler's signal: checkpointed; the same command resumes
+        print(f"cda-train: {e}", file=sys.stderr); sys.exit(PREEMPTED_EXIT)
     except CDAError as e: _fail("cda-train", str(e), 1)
     d = run_dir(cfg.out_dir, cfg.dataset, cfg.method, cfg.seed, cfg.tag)
     print(f"run folder: {d}")

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['EXPERIMENT_KEYS', 'RUN_KEYS', 'TABLES', 'RunSpec', 'Experiments', 'load_experiments', 'run_config', 'run_folder',
-           'waves', 'config_mismatch', 'finished', 'check_committed']
+           'start_of', 'waves', 'config_mismatch', 'finished', 'check_committed']
 
 # %% ../nbs/13_experiments.ipynb #2ff34944
 import json, dataclasses
@@ -104,15 +104,18 @@ def run_folder(exp: Experiments, spec: RunSpec, out_dir=None) -> Path:
     return Path(out_dir or exp.train.get("out_dir", "runs"))/exp.train.get("dataset", "minicity")/spec.key/f"seed{spec.seed}"
 
 # %% ../nbs/13_experiments.ipynb #60360881
+def start_of(spec: RunSpec):
+    "The run (`key/seed<N>`) whose checkpoint `spec` starts from: its `start`, or `source_only` of its seed for an adapting method without an `init`; None."
+    if spec.start: return f"{spec.start}/seed{spec.seed}"
+    if METHODS[spec.method].default_init == "source_only" and not spec.config.get("init"): return f"source_only/seed{spec.seed}"
+    return None
+
 def waves(exp: Experiments, specs=None) -> list:
     """The runs in dependency order: wave 0 needs nothing of the grid, a later wave starts from a run of an earlier one
     (its `start`, or `source_only` of its seed for an adapting method without one)."""
     specs = exp.runs() if specs is None else specs
     names = {s.name for s in specs}
-    def needs(s):
-        if s.start: return f"{s.start}/seed{s.seed}"
-        if METHODS[s.method].default_init == "source_only" and not s.config.get("init"): return f"source_only/seed{s.seed}"
-        return None
+    needs = start_of
     level = {}
     def lv(s, seen=()):
         if s.name in level: return level[s.name]

@@ -211,3 +211,29 @@ def test_refresh_sharded_over_ranks(tmp_path):
         assert torch.equal(d["counts"], 16 * torch.eye(5, 19, dtype=torch.int64))
     assert (a["reads"], b["reads"]) == ([0, 2, 4], [1, 3])
     assert (a["src_reads"], b["src_reads"]) == ([0, 2, 4], [1, 3])  # sdca's source pass: split too
+
+
+PREEMPT = '''
+import os, signal, sys, torch.distributed as dist
+from cda_nb.training.trainer import Trainer, Preempted
+root, out = sys.argv[1], sys.argv[2]
+kw = dict(method="source_only", data_root=root, out_dir=out, iters=6, batch_size=2, crop=(48, 48), log_every=1, ckpt_every=4,
+          progress=False, figures=False, analysis=False)
+tr = Trainer(**kw)
+hook = tr.method.before_step
+tr.method.before_step = lambda s: (hook(s), tr.rank == 1 and s == 1 and os.kill(os.getpid(), signal.SIGUSR1))   # rank 1 only
+try: tr.fit(); msg = "finished"
+except Preempted as e: msg = f"Preempted {e.step}"
+m = Trainer(**kw).fit()                          # the same command again, on both ranks
+open(f"{out}/pre{tr.rank}.txt", "w").write(f"{msg}\\n{m['miou']!r}")
+dist.destroy_process_group()
+'''
+
+def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tiny_root, tmp_path):
+    out = tmp_path/"runs"; out.mkdir()
+    r = _torchrun(PREEMPT, tmp_path, tiny_root, out, timeout=300)     # a rank left stepping alone would hang in DDP's all-reduce
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    m0, m1 = ((out/f"pre{k}.txt").read_text().split("\n") for k in (0, 1))
+    assert m0[0] == m1[0] == "Preempted 2" and m0[1] == m1[1]          # both stopped after step 2, both resumed to the same end
+    run = out/"minicity/source_only/seed0"
+    assert (run/"metrics.json").is_file() and (run/"checkpoint-rank1-s6.pt").is_file()

@@ -4,16 +4,17 @@
 
 # %% ../../nbs/training/05_checkpoints.ipynb #8d187525
 from __future__ import annotations
-import json
+import json, signal, threading
 from dataclasses import asdict
 from pathlib import Path
 import torch
 from ..core import *
-from .ddp import ranks_failing, gather_objects
+from .ddp import ranks_failing, ranks_flagged, gather_objects
 
 # %% auto #0
-__all__ = ['rank_file', 'save_checkpoint', 'checkpoint_bytes', 'load_checkpoint', 'check_resume_iters', 'check_resume_world',
-           'ckpt_status', 'NonFiniteState', 'check_state_finite', 'NonFiniteLoss']
+__all__ = ['PREEMPT_SIGNALS', 'PREEMPTED_EXIT', 'rank_file', 'save_checkpoint', 'checkpoint_bytes', 'load_checkpoint',
+           'check_resume_iters', 'check_resume_world', 'ckpt_status', 'NonFiniteState', 'check_state_finite',
+           'NonFiniteLoss', 'Preempted', 'PreemptRequest', 'check_preempted']
 
 # %% ../../nbs/training/05_checkpoints.ipynb #8ee71f06
 def _ckpt_keys(cfg):
@@ -204,14 +205,50 @@ def _bad_value(v) -> float:
     v = v.detach().float().reshape(-1)
     return v[~v.isfinite()][0].item()
 
-def _check_finite(terms, step, status="the last checkpoint was left as it was", rank=0, world=1):
-    "`NonFiniteLoss` on every rank when a loss term is NaN or infinite on any rank: one fused check, one host sync (and one all-reduce)."
+def _check_finite(terms, step, status="the last checkpoint was left as it was", rank=0, world=1, stop=False) -> list:
+    """`NonFiniteLoss` on every rank when a loss term is NaN or infinite on any rank: one fused check, one host sync (and one
+    all-reduce, which carries each rank's `stop` too). Returns the ranks whose `stop` is set (asked to stop), the same on every rank."""
     ok = torch.stack([v.detach().isfinite().all() for v in terms.values()]).all()
-    failing = ranks_failing(~ok, rank, world)
-    if not failing: return
+    failing, asked = ranks_flagged([~ok, stop], rank, world)
+    if not failing: return asked
     mine = next(((k, _bad_value(v)) for k, v in terms.items() if not v.detach().isfinite().all()), None)
     found, why = gather_objects(mine, world), status() if callable(status) else status
     if world == 1: raise NonFiniteLoss(f"non-finite loss at step {step}: term {mine[0]!r} = {mine[1]}; {why}")
     where = ", ".join(f"rank {r}: term {found[r][0]!r} = {found[r][1]}" for r in failing)
     raise NonFiniteLoss(f"non-finite loss at step {step} on rank{'s' if len(failing) > 1 else ''} {', '.join(map(str, failing))} "
                         f"of {world} ({where}); every rank stops here; {why}")
+
+# %% ../../nbs/training/05_checkpoints.ipynb #87fe56d5
+PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+PREEMPTED_EXIT = 75      # EX_TEMPFAIL: stopped on request with a checkpoint; the same command resumes the run
+
+class Preempted(CDAError):
+    "The run was asked to stop (a signal of `PREEMPT_SIGNALS`) and left its checkpoint of `step` in `run_dir`."
+    def __init__(self, step: int, run_dir, signal_name: str = "a preemption signal"):
+        self.step, self.run_dir, self.signal_name = step, Path(run_dir), signal_name
+        super().__init__(f"preempted at step {step} ({signal_name}), checkpoint written to {self.run_dir/'checkpoint.pt'}; "
+                         f"run the same command again to resume")
+    def __reduce__(self): return (Preempted, (self.step, self.run_dir, self.signal_name))
+
+class PreemptRequest:
+    "While open (`with`), the signals of `PREEMPT_SIGNALS` set `.signum` instead of ending the process; on exit the previous handlers are back. Off the main thread it installs nothing."
+    def __init__(self, signals=PREEMPT_SIGNALS): self.signals, self.signum, self._old = tuple(signals), None, {}
+    def _handler(self, signum, frame): self.signum = signum
+    @property
+    def name(self): return signal.Signals(self.signum).name if self.signum else None
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():    # Python sets handlers in the main thread only
+            for s in self.signals: self._old[s] = signal.signal(s, self._handler)
+        return self
+    def __exit__(self, *exc):
+        for s, h in self._old.items(): signal.signal(s, signal.SIG_DFL if h is None else h)   # None: set outside Python
+        self._old = {}
+
+# %% ../../nbs/training/05_checkpoints.ipynb #6e7621c5
+def check_preempted(self: Trainer, req: PreemptRequest, asked=None):
+    "At a step boundary: when any rank was asked to stop (`asked`, agreed; None: agree on `req` now), every rank writes the checkpoint of this step (unless written) and raises `Preempted`."
+    if asked is None: asked = ranks_failing(req.signum is not None, self.rank, self.world, self.device)
+    if not asked: return
+    if getattr(self, "ckpt_step", None) != self.step: _save_checkpoint_all(self)
+    self.trackers.close()
+    raise Preempted(self.step, self.dir, req.name or f"a signal to rank {asked[0]}")

@@ -14,7 +14,7 @@ from ..core import get_device, CDAError
 
 # %% auto #0
 __all__ = ['DIST_TIMEOUT', 'dist_setup', 'convert_sync_bn', 'ddp_setup', 'ddp_backward', 'barrier', 'sync_grads',
-           'changing_buffers', 'sync_buffers', 'all_reduce_meter', 'ranks_failing', 'gather_objects']
+           'changing_buffers', 'sync_buffers', 'all_reduce_meter', 'ranks_flagged', 'ranks_failing', 'gather_objects']
 
 # %% ../../nbs/training/04_ddp.ipynb #98bc6112
 DIST_TIMEOUT = timedelta(hours=2)   # the rank-0-only end of a run (test split, figures, analysis) while the others wait
@@ -100,13 +100,18 @@ def all_reduce_meter(self, meter):
     return meter
 
 # %% ../../nbs/training/04_ddp.ipynb #07dd46a6
+def ranks_flagged(flags, rank: int = 0, world: int = 1, device=None) -> list:
+    "For each of `flags` (bools, or 0-d bool tensors), the ranks that set it, the same lists on every rank: one all-reduce of len(flags) x `world` values, one host sync."
+    if world == 1: return [[rank] if bool(f) else [] for f in flags]
+    dev = device if device is not None else next((f.device for f in flags if torch.is_tensor(f)), torch.device("cpu"))
+    t = torch.zeros(len(flags), world, device=dev)
+    t[:, rank] = torch.stack([torch.as_tensor(f, device=dev).float() for f in flags])
+    dist.all_reduce(t)
+    return [[r for r, v in enumerate(row) if v] for row in t.tolist()]
+
 def ranks_failing(bad, rank: int = 0, world: int = 1, device=None) -> list:
-    "The ranks whose `bad` (bool, or 0-d bool tensor) is true, the same list on every rank: one all-reduce of `world` flags, one host sync."
-    if world == 1: return [rank] if bool(bad) else []
-    bad = torch.as_tensor(bad, device=device)
-    flags = torch.zeros(world, device=bad.device); flags[rank] = bad.float()
-    dist.all_reduce(flags)
-    return [r for r, f in enumerate(flags.tolist()) if f]
+    "The ranks whose `bad` (bool, or 0-d bool tensor) is true, the same list on every rank (`ranks_flagged` of one flag)."
+    return ranks_flagged([bad], rank, world, device)[0]
 
 def gather_objects(obj, world: int = 1) -> list:
     "`obj` (picklable) of every rank, in rank order; a collective: every rank calls it."

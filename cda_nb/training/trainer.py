@@ -230,45 +230,49 @@ def fit(self: Trainer, stop_at: int = None) -> dict:
     bar = progress(total=cfg.iters, initial=self.step, desc=f"{cfg.method} seed{cfg.seed}",
                    disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
     steps_done = 0
-    while self.step < stop:
-        t0 = time.perf_counter()
-        pos, n = m.schedule(self.step, cfg.iters)
-        lr = poly_lr(cfg.lr, pos, n * cfg.poly_horizon, cfg.poly_power) * warmup_factor(self.step, cfg.warmup_iters)
-        for g in self.opt.param_groups: g["lr"] = lr * g.get("lr_mult", 1.0)
-        if hasattr(self.model, "reseed"): self.model.reseed(stream_seed(cfg.seed, "model", self.step, self.rank))   # e.g. HRDA's detail crops
-        m.before_step(self.step)                       # refreshes happen here: timed apart from the step
-        t1 = time.perf_counter(); self.timing["hook_seconds"] += t1 - t0
-        if self._target_changed:                       # the method changed what the target stream carries
-            loaders = self._loaders(self.step, stop); self._target_changed = False
-        src = to_device(next(loaders["src"]), self.device) if "src" in loaders else None
-        tgt = to_device(next(loaders["tgt"]), self.device) if "tgt" in loaders else None
-        t2 = time.perf_counter(); self.timing["data_seconds"] += t2 - t1   # waiting for the loader (and the copy)
-        if src is not None: src["image_plain"], src["image"] = src["image"], self.augment_images(src["image"], "augment_source")  # shared policy
-        if tgt is not None: tgt["image_plain"], tgt["image"] = tgt["image"], self.augment_images(tgt["image"], "augment_target")
-        self.model.train()
-        with self.autocast(): terms = m.losses(src, tgt, self.step)
-        terms = {k: v.float() for k, v in terms.items()}
-        _check_finite(terms, self.step, lambda: ckpt_status(self), self.rank, self.world)   # agreed by every rank
-        loss = sum(terms.values())
-        self.opt.zero_grad(set_to_none=True)
-        ddp_backward(self, self.scaler.scale(loss))            # several processes: DDP averages the gradients during backward
-        self.scaler.step(self.opt); self.scaler.update()
-        self.sync_buffers()
-        m.after_step(self.step)
-        self.step += 1; steps_done += 1
-        self.train_seconds += time.perf_counter() - t0
-        if self.step % cfg.log_every == 0 or self.step == cfg.iters:
-            rec = {"step": self.step, "loss": loss.item(), **{k: v.item() for k, v in terms.items()}, "lr": lr,
-                   "seconds": round(self.train_seconds, 3), **{k: round(v, 3) for k, v in self.timing.items()}, **m.log_items()}
-            if self.is_main: append_jsonl(self.dir/"log.jsonl", rec)
-            self.trackers.log_scalars(self.step, rec)                 # (rank 0 only, when switched on)
-            bar.set_postfix(loss=f"{rec['loss']:.3f}")
-        if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.iters:
-            r = self.evaluate(); self.history.append({"step": self.step, "miou": r["miou"]})
-            if self.is_main: append_jsonl(self.dir/"log.jsonl", {"step": self.step, "val_miou": r["miou"]})
-            self.trackers.log_scalars(self.step, {"val_miou": r["miou"]})
-        if self.step % cfg.ckpt_every == 0 or self.step == cfg.iters: _save_checkpoint_all(self)
-        bar.update(1)
+    with PreemptRequest() as preempt:                  # SIGTERM/USR1/USR2 only raise a flag (training/05_checkpoints)
+        while self.step < stop:
+            t0 = time.perf_counter()
+            pos, n = m.schedule(self.step, cfg.iters)
+            lr = poly_lr(cfg.lr, pos, n * cfg.poly_horizon, cfg.poly_power) * warmup_factor(self.step, cfg.warmup_iters)
+            for g in self.opt.param_groups: g["lr"] = lr * g.get("lr_mult", 1.0)
+            if hasattr(self.model, "reseed"): self.model.reseed(stream_seed(cfg.seed, "model", self.step, self.rank))   # e.g. HRDA's detail crops
+            m.before_step(self.step)                       # refreshes happen here: timed apart from the step
+            t1 = time.perf_counter(); self.timing["hook_seconds"] += t1 - t0
+            if self._target_changed:                       # the method changed what the target stream carries
+                loaders = self._loaders(self.step, stop); self._target_changed = False
+            src = to_device(next(loaders["src"]), self.device) if "src" in loaders else None
+            tgt = to_device(next(loaders["tgt"]), self.device) if "tgt" in loaders else None
+            t2 = time.perf_counter(); self.timing["data_seconds"] += t2 - t1   # waiting for the loader (and the copy)
+            if src is not None: src["image_plain"], src["image"] = src["image"], self.augment_images(src["image"], "augment_source")  # shared policy
+            if tgt is not None: tgt["image_plain"], tgt["image"] = tgt["image"], self.augment_images(tgt["image"], "augment_target")
+            self.model.train()
+            with self.autocast(): terms = m.losses(src, tgt, self.step)
+            terms = {k: v.float() for k, v in terms.items()}
+            asked = _check_finite(terms, self.step, lambda: ckpt_status(self), self.rank, self.world,   # agreed by every rank,
+                                  stop=preempt.signum is not None)          # with the ranks a signal asked to stop
+            loss = sum(terms.values())
+            self.opt.zero_grad(set_to_none=True)
+            ddp_backward(self, self.scaler.scale(loss))            # several processes: DDP averages the gradients during backward
+            self.scaler.step(self.opt); self.scaler.update()
+            self.sync_buffers()
+            m.after_step(self.step)
+            self.step += 1; steps_done += 1
+            self.train_seconds += time.perf_counter() - t0
+            if self.step % cfg.log_every == 0 or self.step == cfg.iters:
+                rec = {"step": self.step, "loss": loss.item(), **{k: v.item() for k, v in terms.items()}, "lr": lr,
+                       "seconds": round(self.train_seconds, 3), **{k: round(v, 3) for k, v in self.timing.items()}, **m.log_items()}
+                if self.is_main: append_jsonl(self.dir/"log.jsonl", rec)
+                self.trackers.log_scalars(self.step, rec)                 # (rank 0 only, when switched on)
+                bar.set_postfix(loss=f"{rec['loss']:.3f}")
+            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.iters:
+                r = self.evaluate(); self.history.append({"step": self.step, "miou": r["miou"]})
+                if self.is_main: append_jsonl(self.dir/"log.jsonl", {"step": self.step, "val_miou": r["miou"]})
+                self.trackers.log_scalars(self.step, {"val_miou": r["miou"]})
+            if self.step % cfg.ckpt_every == 0 or self.step == cfg.iters: _save_checkpoint_all(self)
+            bar.update(1)
+            if asked: check_preempted(self, preempt, asked)    # checkpoint, `Preempted` (every rank)
+        check_preempted(self, preempt)                     # asked during the last step: stop before the evaluation
     bar.close()
     self.steps_here = getattr(self, "steps_here", 0) + steps_done
     metrics = self.finish() if self.step >= cfg.iters else None
