@@ -9,13 +9,17 @@ def test_report_notebook(tiny_root, tmp_path):
     for seed in (0, 1):
         for m in ("source_only", "oracle", "bcl"): train(method=m, seed=seed, **kw)
     train(method="bcl", seed=0, tag="fcl", method_params={"lambda_bc": 0.0, "dynamic": False}, **kw)
+    exp = tmp_path/"exp.yaml"              # the grid: the report reads its ablation rows from it
+    exp.write_text("benchmark: minicity\nseeds: [0, 1]\nruns:\n  - run: source_only\n  - run: oracle\n"
+                   "  - run: bcl\n    tables: [results, ablations]\n    caption: full bcl\n"
+                   "  - run: bcl-fcl\n    seeds: [0]\n    params: {lambda_bc: 0.0, dynamic: false}\n    tables: [results, ablations]\n    caption: + FCL\n")
     r = subprocess.run([sys.executable, "-m", "papermill", str(ROOT/"nbs/report.ipynb"), str(tmp_path/"out.ipynb"), "--cwd", str(tmp_path),
                         "-p", "dataset", "minicity", "-p", "runs_dir", str(runs), "-p", "report_dir", str(tmp_path/"rep"),
-                        "-p", "notes", "## Notes\n\nhello"], capture_output=True, text=True, timeout=900)
+                        "-p", "experiments", str(exp), "-p", "notes", "## Notes\n\nhello"], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     rep = tmp_path/"rep/minicity"
     txt = (rep/"README.md").read_text()
-    for s in ["| source_only |", "| bcl |", "## Benchmark calibration", "## Ablations (bcl Table 3, cluda Table 3, ucda Table 3, controls)", "`bcl-fcl`",
+    for s in ["| source_only |", "| bcl |", "## Benchmark calibration", "## Ablations (bcl Table 3, cluda Table 3, ucda Table 3, controls)", "| `bcl-fcl` | + FCL |",
               "## Pseudo labels on target train (bcl Table 4)", "| `bcl` | hybrid |", "![t-SNE](figures/tsne.png)", "hello"]:
         assert s in txt, s
     for f in ["miou_by_method.png", "calibration.png", "tsne.png", "umap.png", "proto_distances.png", "pseudo_label_curve.png", "bias_norms.png"]:
