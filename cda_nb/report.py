@@ -405,11 +405,12 @@ def _run_figures(r: ReportInputs) -> list:
     lines = ["", "## Figures", "", "![mIoU by method](figures/miou_by_method.png)", ""]
     for k in r.order:
         m0 = r.runs[k][0]; run = Path(r.runs_dir)/r.dataset/k/f"seed{m0['seed']}"; seed0 = run/"figures"
-        for f in _RUN_FIGURES:
-            if (seed0/f).exists(): (r.out/"figures"/f"{k}_{f}").write_bytes((seed0/f).read_bytes())
-        if (run/"log.jsonl").is_file(): _save(viz.plot_curves(read_jsonl(run/"log.jsonl"), title=f"{k} seed {m0['seed']}"), r.out/"figures"/f"{k}_curves.png")
-        if m0.get("per_class_iou"): _save(viz.plot_iou_bars(m0["per_class_iou"], title=f"{k} seed {m0['seed']}: val mIoU {100 * m0['miou']:.1f}"),
-                                          r.out/"figures"/f"{k}_per_class_iou.png")
+        redraw = {"curves.png": (run/"log.jsonl").is_file(), "per_class_iou.png": bool(m0.get("per_class_iou"))}
+        for f in _RUN_FIGURES:                         # copied only what cannot be redrawn here
+            if not redraw.get(f) and (seed0/f).exists(): (r.out/"figures"/f"{k}_{f}").write_bytes((seed0/f).read_bytes())
+        if redraw["curves.png"]: _save(viz.plot_curves(read_jsonl(run/"log.jsonl"), title=f"{k} seed {m0['seed']}"), r.out/"figures"/f"{k}_curves.png")
+        if redraw["per_class_iou.png"]: _save(viz.plot_iou_bars(m0["per_class_iou"], title=f"{k} seed {m0['seed']}: val mIoU {100 * m0['miou']:.1f}"),
+                                              r.out/"figures"/f"{k}_per_class_iou.png")
         own = sorted(f.name for f in seed0.glob("*.png") if f.name not in _RUN_FIGURES) if seed0.is_dir() else []
         for f in own: (r.out/"figures"/f"{k}_{f}").write_bytes((seed0/f).read_bytes())
         if (r.out/"figures"/f"{k}_predictions.png").exists():
