@@ -4,17 +4,18 @@
 
 # %% ../nbs/00_core.ipynb #b3d28b59
 from __future__ import annotations
-import os, json, random, tempfile, resource, sys, io, errno, pickle, time
+import os, json, random, tempfile, resource, sys, io, errno, pickle, time, hashlib
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['STREAMS', 'KNOWN_COLLISIONS', 'CDAError', 'check_choice', 'seed_everything', 'mix_seed', 'stream_seed', 'rng_state',
-           'set_rng_state', 'get_device', 'amp_dtype_for', 'named_oserror', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_write_json', 'atomic_torch_save', 'Sidecar', 'append_jsonl', 'read_jsonl', 'load_torch_file',
-           'cache_dir', 'run_dir', 'peak_rss_mb', 'peak_gpu_mb', 'progress_mode', 'LineProgress', 'progress',
-           'rank_world', 'comm_device', 'reduce_present_mean', 'host_forms', 'accelerator_forms', 'masked_rows_mean']
+__all__ = ['STREAMS', 'KNOWN_COLLISIONS', 'FINISHED', 'CDAError', 'check_choice', 'seed_everything', 'mix_seed', 'stream_seed',
+           'rng_state', 'set_rng_state', 'get_device', 'amp_dtype_for', 'named_oserror', 'atomic_write_bytes',
+           'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'Sidecar', 'append_jsonl', 'read_jsonl',
+           'load_torch_file', 'cache_dir', 'run_dir', 'write_finished', 'run_finished', 'peak_rss_mb', 'peak_gpu_mb',
+           'progress_mode', 'LineProgress', 'progress', 'rank_world', 'comm_device', 'reduce_present_mean',
+           'host_forms', 'accelerator_forms', 'masked_rows_mean']
 
 # %% ../nbs/00_core.ipynb #a002fcdc
 class CDAError(ValueError):
@@ -211,6 +212,30 @@ def run_dir(out_dir, dataset: str, method: str, seed: int, tag: str = "", create
     p = Path(out_dir)/dataset/(method + (f"-{tag}" if tag else ""))/f"seed{seed}"
     if create: (p/"figures").mkdir(parents=True, exist_ok=True)
     return p
+
+# %% ../nbs/00_core.ipynb #fin00002
+FINISHED = "finished.json"
+
+def _sha256_file(p) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""): h.update(b)
+    return h.hexdigest()
+
+def write_finished(folder, **info) -> Path:
+    "Mark run folder `folder` finished: `finished.json` with the sha256 of its `metrics.json` and `info` (e.g. the run's identity)."
+    folder = Path(folder)
+    return atomic_write_json(folder/FINISHED, {"metrics_sha256": _sha256_file(folder/"metrics.json"), **info})
+
+def run_finished(folder):
+    "The marker (dict) of a finished run folder: `finished.json` is a regular file, readable, and matches `metrics.json`; else None."
+    folder = Path(folder); p = folder/FINISHED
+    if p.is_symlink() or not p.is_file() or (folder/"metrics.json").is_symlink(): return None
+    try: mk = json.loads(p.read_text())
+    except (OSError, ValueError): return None
+    try: ok = isinstance(mk, dict) and mk.get("metrics_sha256") == _sha256_file(folder/"metrics.json")
+    except OSError: return None
+    return mk if ok else None
 
 # %% ../nbs/00_core.ipynb #1daa5cfe
 def peak_rss_mb() -> float:
