@@ -318,6 +318,12 @@ def _(c):
     assert set(modes.values()) == {"0o644"}, modes
     return f"all run files 0644 ({', '.join(sorted(modes))})"
 
+# ---------------------------------------------------------------- more cases, one file per area
+# Each `reports/robustness_<area>.py` is run here, in this script's namespace (it uses `case`, `Ctx` and the imports
+# above), in name order; its cases follow the ones above.
+for _f in sorted(Path(__file__).resolve().parent.glob("robustness_*.py")):
+    exec(compile(_f.read_text(), str(_f), "exec"), globals())
+
 # ---------------------------------------------------------------- runner
 def short(s, c):
     s = str(s).replace(str(c.tmp), "<tmp>").replace(str(ROOT), "<repo>").replace("\n", " ")
@@ -353,4 +359,10 @@ def main(out=ROOT/"reports"/"robustness.md"):
     print(f"{len(CASES)} cases, {bad} unexpected, {time.time() - t0:.0f}s -> {out}")
     return bad
 
-if __name__ == "__main__": sys.exit(1 if main() else 0)
+if __name__ == "__main__":
+    # `--only AREA` (repeatable) runs the cases of those areas alone and writes no report (for working on one area)
+    only = [a for k, a in zip(sys.argv[1:], sys.argv[2:]) if k == "--only"]
+    if only:
+        CASES[:] = [c for c in CASES if c[0] in only]
+        sys.exit(1 if main(out=Path(tempfile.mkdtemp())/"robustness.md") else 0)
+    sys.exit(1 if main() else 0)
