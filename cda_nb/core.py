@@ -12,10 +12,10 @@ import torch
 # %% auto #0
 __all__ = ['STREAMS', 'KNOWN_COLLISIONS', 'FINISHED', 'CDAError', 'check_choice', 'seed_everything', 'mix_seed', 'stream_seed',
            'rng_state', 'set_rng_state', 'get_device', 'amp_dtype_for', 'named_oserror', 'atomic_write_bytes',
-           'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'Sidecar', 'append_jsonl', 'read_jsonl',
-           'load_torch_file', 'cache_dir', 'run_dir', 'write_finished', 'run_finished', 'peak_rss_mb', 'peak_gpu_mb',
-           'progress_mode', 'LineProgress', 'progress', 'rank_world', 'comm_device', 'reduce_present_mean',
-           'host_forms', 'accelerator_forms', 'masked_rows_mean']
+           'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'save_png', 'Sidecar', 'append_jsonl',
+           'read_jsonl', 'load_torch_file', 'cache_dir', 'run_dir', 'write_finished', 'run_finished', 'peak_rss_mb',
+           'peak_gpu_mb', 'progress_mode', 'LineProgress', 'progress', 'rank_world', 'comm_device',
+           'reduce_present_mean', 'host_forms', 'accelerator_forms', 'masked_rows_mean']
 
 # %% ../nbs/00_core.ipynb #a002fcdc
 class CDAError(ValueError):
@@ -152,6 +152,10 @@ def atomic_torch_save(obj, path):
     "`torch.save` to `path` atomically, streamed into the temp file (no in-memory copy of a large checkpoint)."
     return atomic_write_bytes(path, lambda f: torch.save(obj, f))
 
+def save_png(fig, path, dpi=110):
+    "A matplotlib figure saved as PNG atomically (a planted link at `path` is replaced, never written through)."
+    return atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
+
 # %% ../nbs/00_core.ipynb #2fbca577
 class Sidecar:
     "A large, rarely changing part of a method's state, stored beside the checkpoint once per `version` (see `training/05_checkpoints`)."
@@ -164,8 +168,11 @@ class Sidecar:
 def append_jsonl(path, obj):
     "Append `obj` as one JSON line to `path`."
     try:
-        with open(path, "a") as f: f.write(json.dumps(obj, default=_jsonable) + "\n")
-    except OSError as e: raise named_oserror(e, path) from e
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)   # never through a link
+        with os.fdopen(fd, "a") as f: f.write(json.dumps(obj, default=_jsonable) + "\n")
+    except OSError as e:
+        if e.errno == errno.ELOOP: raise CDAError(f"{path} is a symbolic link: the kit never writes through links; remove it") from e
+        raise named_oserror(e, path) from e
 
 def read_jsonl(path) -> list:
     "Read a JSON-lines file, skipping a torn last line."

@@ -147,10 +147,9 @@ def config_mismatch(exp: Experiments, spec: RunSpec, stored: dict) -> dict:
 
 # %% ../nbs/13_experiments.ipynb #ac7b797f
 def finished(folder) -> bool:
-    "A run folder holds a finished run: its `metrics.json` is there and readable."
-    f = Path(folder)/"metrics.json"
-    try: return f.is_file() and "miou" in json.loads(f.read_text())
-    except (OSError, ValueError): return False
+    "A run folder holds a finished run: its finished marker (`core.run_finished`: `finished.json`, written last) matches its metrics.json."
+    from cda_nb.core import run_finished
+    return run_finished(folder) is not None
 
 # %% ../nbs/13_experiments.ipynb #73686cbd
 def check_committed(exp: Experiments, out_dir=None) -> list:

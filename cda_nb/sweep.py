@@ -23,7 +23,7 @@ __all__ = ['STATUSES', 'run_status', 'PlanRow', 'select', 'plan', 'format_plan',
 STATUSES = ("finished", "resume", "new")
 
 def run_status(folder) -> str:
-    "`finished` (a readable metrics.json), `resume` (a checkpoint.pt to continue from) or `new`."
+    "`finished` (its finished marker), `resume` (a checkpoint.pt to continue from) or `new`."
     if finished(folder): return "finished"
     return "resume" if (Path(folder)/"checkpoint.pt").is_file() else "new"
 

@@ -12,9 +12,10 @@ from ..core import *
 from .ddp import ranks_failing, ranks_flagged, gather_objects
 
 # %% auto #0
-__all__ = ['PREEMPT_SIGNALS', 'PREEMPTED_EXIT', 'rank_file', 'save_checkpoint', 'checkpoint_bytes', 'load_checkpoint',
-           'check_resume_iters', 'check_resume_world', 'ckpt_status', 'NonFiniteState', 'check_state_finite',
-           'NonFiniteLoss', 'Preempted', 'PreemptRequest', 'check_preempted']
+__all__ = ['CKPT_KEYS', 'PREEMPT_SIGNALS', 'PREEMPTED_EXIT', 'rank_file', 'save_checkpoint', 'checkpoint_bytes',
+           'load_checkpoint', 'weights_of', 'load_weights', 'check_checkpoint_keys', 'check_resume_iters',
+           'check_resume_world', 'ckpt_status', 'NonFiniteState', 'check_state_finite', 'NonFiniteLoss', 'Preempted',
+           'PreemptRequest', 'check_preempted']
 
 # %% ../../nbs/training/05_checkpoints.ipynb #8ee71f06
 def _ckpt_keys(cfg):
@@ -124,17 +125,23 @@ def _on_cpu(obj):
 def load_checkpoint(self: Trainer, path=None):
     "Restore a run from `checkpoint.pt` (the config and the number of processes must match); ranks r > 0 read their own part too."
     path = Path(path or self.dir/"checkpoint.pt")
-    ck = load_torch_file(path, map_location=self.device,
-                         fix="Pass resume=False to start this run afresh (it overwrites the run folder), or delete the file.")
+    fix = "Pass resume=False to start this run afresh (the folder's files move to superseded/), or delete the file."
+    ck = load_torch_file(path, map_location=self.device, fix=fix)
+    check_checkpoint_keys(ck, path, fix)
     check_resume_iters(self, ck, path)
     check_resume_world(self, ck, path)
     want = _ckpt_keys(self.cfg)
     diff = {k: (ck["config"].get(k), v) for k, v in want.items() if ck["config"].get(k) != v}
     if diff: raise CDAError(f"{self.dir/'checkpoint.pt'} was written with other settings {diff} (checkpoint, now); "
                             "pass resume=False or another out_dir/tag")
+    if getattr(self, "identity", None) is not None:         # the rest of what decides the run: data, start, hyper-parameters
+        from cda_nb.training.runfolder import check_identity
+        check_identity(self.dir, self.identity, self.cfg, "re-evaluate" if getattr(self, "finished_before", None) else "resume")
     own = _rank_part(self, ck, path)
-    self.model.load_state_dict(ck["model"]); self.opt.load_state_dict(ck["opt"])
-    self.scaler.load_state_dict(ck["scaler"])
+    load_weights(self.model, ck["model"], path, fix)
+    try: self.opt.load_state_dict(ck["opt"]); self.scaler.load_state_dict(ck["scaler"])
+    except (ValueError, KeyError, RuntimeError, TypeError) as e:
+        raise CDAError(f"{path}: its optimiser state does not fit this run's ({type(e).__name__}: {str(e)[:120]}). {fix}") from e
     self.method.load_state_dict(_internalise(own["method"], path.parent, self.__dict__.setdefault("_sidecars", {})))
     set_rng_state(_on_cpu(own["rng"]))
     self.step, self.train_seconds, self.history = ck["step"], ck["train_seconds"], ck["history"]
@@ -144,6 +151,43 @@ def load_checkpoint(self: Trainer, path=None):
     if self.is_main and log.exists():
         keep = [r for r in read_jsonl(log) if r.get("step", 0) <= self.step]
         atomic_write_text(log, "".join(json.dumps(r) + "\n" for r in keep))
+
+# %% ../../nbs/training/05_checkpoints.ipynb #ldw00002
+CKPT_KEYS = ("step", "model", "opt", "scaler", "method", "rng", "config")
+
+def weights_of(obj, path, fix: str = "") -> dict:
+    "The model state dict in `obj` (read from `path`): a kit checkpoint's `model` entry, or `obj` itself when it is a plain state dict."
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict): return obj["model"]
+    if isinstance(obj, dict) and obj and all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()): return obj
+    what = f"a dict with keys {sorted(map(str, obj))[:6]}" if isinstance(obj, dict) else f"a {type(obj).__name__}"
+    raise CDAError(f"{path} holds no model weights ({what}): expected a checkpoint written by the kit (with a 'model' entry) "
+                   f"or a plain state dict (parameter name -> tensor). {fix}".strip())
+
+def load_weights(model, sd: dict, path, fix: str = ""):
+    "Load state dict `sd` (from `path`) into `model`; `CDAError` naming the file for non-tensors, meta tensors, or weights that do not fit."
+    bad = [k for k, v in sd.items() if not torch.is_tensor(v)]
+    if bad: raise CDAError(f"{path}: entries that are not tensors ({bad[:3]}): not a state dict. {fix}".strip())
+    meta = [k for k, v in sd.items() if v.is_meta]
+    if meta: raise CDAError(f"{path}: {len(meta)} tensors hold no data (on the meta device), e.g. {meta[:3]}: the file was saved "
+                            f"from a model that was never materialised. Use a file with the weights themselves. {fix}".strip())
+    try: model.load_state_dict(sd)
+    except RuntimeError as e:
+        own = model.state_dict()
+        miss, extra = [k for k in own if k not in sd], [k for k in sd if k not in own]
+        shape = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+        eg = (f"; e.g. {shape[0]}: {tuple(sd[shape[0]].shape)} in the file, {tuple(own[shape[0]].shape)} here" if shape else
+              f"; e.g. {(miss + extra)[:3]}")
+        raise CDAError(f"{path} does not fit this run's model ({type(model).__name__}): {len(miss)} missing, {len(extra)} unexpected, "
+                       f"{len(shape)} of another shape{eg}. The weights come from another model or width (model, "
+                       f"model_kwargs). {fix}".strip()) from e
+    return model
+
+def check_checkpoint_keys(ck, path, fix: str = ""):
+    "`CDAError` naming `path` when a checkpoint to resume lacks entries a resume needs (`CKPT_KEYS`)."
+    missing = [k for k in CKPT_KEYS if not (isinstance(ck, dict) and k in ck)]
+    if missing:
+        raise CDAError(f"{path} cannot be resumed: it lacks {missing} (it was not written by the kit's trainer, or is from an "
+                       f"older kit). To start from its weights instead, pass init={str(path)!r} with another tag or out_dir. {fix}".strip())
 
 # %% ../../nbs/training/05_checkpoints.ipynb #c62d7b25
 def check_resume_iters(self: Trainer, ck: dict, path):

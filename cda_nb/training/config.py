@@ -16,8 +16,8 @@ from .validation import validate_config, check_method_params
 from .streams import SOURCE_SAMPLING
 
 # %% auto #0
-__all__ = ['DATASET_DEFAULTS', 'COMPILE_MODES', 'NO_DECAY_KINDS', 'TrainConfig', 'default_workers', 'compile_model',
-           'make_config', 'notebook_params']
+__all__ = ['DATASET_DEFAULTS', 'COMPILE_MODES', 'NO_DECAY_KINDS', 'TAG_CHARS', 'MAX_TAG', 'MAX_SEED', 'TrainConfig',
+           'default_workers', 'compile_model', 'check_names', 'make_config', 'notebook_params']
 
 # %% ../../nbs/training/00_config.ipynb #24fef222
 DATASET_DEFAULTS = {
@@ -113,6 +113,22 @@ def compile_model(model, mode: str):
     return model
 
 # %% ../../nbs/training/00_config.ipynb #59269f70
+TAG_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=.")
+MAX_TAG, MAX_SEED = 100, 2**32 - 1
+
+def check_names(c: TrainConfig):
+    "Names that become folders or seeds: `tag` (letters, digits, `_-+=.`, at most 100, not starting with '.'), `seed` and `benchmark_seed` (< 2**32, numpy's limit), `out_dir` (a path without NUL)."
+    if len(c.tag) > MAX_TAG: raise CDAError(f"tag is {len(c.tag)} characters long: at most {MAX_TAG} (it becomes part of a folder name)")
+    odd = sorted(set(c.tag) - TAG_CHARS)
+    if odd or c.tag.startswith("."):
+        raise CDAError(f"tag={c.tag!r} is not valid: a tag is a folder-name suffix of letters, digits and _ - + = . (not starting "
+                       f"with '.'); found {odd or ['a leading .']}")
+    for k in ("seed", "benchmark_seed"):
+        if getattr(c, k) > MAX_SEED: raise CDAError(f"{k}={getattr(c, k)} is too large: seeds are integers in [0, 2**32 - 1] (numpy's limit)")
+    for k in ("out_dir", "data_root", "source_root", "target_root", "init"):
+        if "\x00" in getattr(c, k): raise CDAError(f"{k}={getattr(c, k)!r} holds a NUL character: not a path")
+    if not c.out_dir.strip(): raise CDAError("out_dir is empty: name the folder runs go to (default 'runs')")
+
 def make_config(cfg=None, **params) -> TrainConfig:
     "A checked `TrainConfig` from a config (or dict) plus keyword overrides."
     d = asdict(cfg) if isinstance(cfg, TrainConfig) else dict(cfg or {})
@@ -132,6 +148,7 @@ def make_config(cfg=None, **params) -> TrainConfig:
     if d.get("deterministic") is None: d["deterministic"] = dev.type != "cuda"
     if d.get("ckpt_every") is None and isinstance(d.get("iters"), int): d["ckpt_every"] = min(max(100, d["iters"] // 20), 2000)
     c = validate_config(TrainConfig(**d))
+    check_names(c)
     check_choice("amp_dtype", c.amp_dtype, ("auto", "bf16", "fp16", "fp32"))
     check_choice("compile", c.compile, COMPILE_MODES)
     check_method_params(METHODS[c.method], c.method_params)

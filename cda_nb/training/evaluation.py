@@ -21,8 +21,9 @@ from ..methods.base import AnalysisInputs
 from .streams import data_roots, source_dataset
 
 # %% auto #0
-__all__ = ['predict_classes', 'score_split', 'predict', 'split_scores', 'evaluate', 'run_analysis', 'keep_peak_memory',
-           'data_warnings', 'analysis_inputs', 'finish', 'write_figures', 'load_run_model', 'evaluate_checkpoint']
+__all__ = ['predict_classes', 'score_split', 'predict', 'split_scores', 'evaluate', 'run_analysis', 'keep_previous_results',
+           'keep_peak_memory', 'data_warnings', 'analysis_inputs', 'finish', 'write_figures', 'load_run_model',
+           'evaluate_checkpoint']
 
 # %% ../../nbs/training/06_evaluation.ipynb #4c60cb3c
 def predict_classes(model, image, size, autocast) -> torch.Tensor:
@@ -88,6 +89,22 @@ def run_analysis(self: Trainer) -> dict:
                       "the run's metrics are complete. analysis=False turns it off.")
         return {"analysis_error": msg}
 
+def keep_previous_results(self: Trainer, metrics: dict):
+    """A finished run re-evaluated: results of the earlier evaluation that this one did not produce (the pseudo-label
+    analysis when `analysis=False` now, or when it failed now) are kept, and listed in `kept_from_previous_evaluation`."""
+    old = getattr(self, "finished_before", None) and _read_metrics(self.dir/"metrics.json")
+    if not old: return metrics
+    skip = {"miou_test", "test", "analysis_skipped", "analysis_error", "kept_from_previous_evaluation"}
+    kept = [k for k in old if k not in metrics and k not in skip]
+    for k in kept: metrics[k] = old[k]
+    if kept: metrics["kept_from_previous_evaluation"] = kept
+    return metrics
+
+def _read_metrics(p):
+    try: d = json.loads(Path(p).read_text())
+    except (OSError, ValueError): return None
+    return d if isinstance(d, dict) else None
+
 def keep_peak_memory(self: Trainer, metrics: dict):
     "When this process trained no step (a finished run re-evaluated), keep the peak memory its metrics.json has."
     p = self.dir/"metrics.json"
@@ -133,21 +150,21 @@ def finish(self: Trainer) -> dict:
                "history": self.history, **self.method.metrics(), "data_warnings": data_warnings(self),
                "augmentation": {"policy": cfg.aug, "params": self.aug_params(), "method_adds": self.method.extra_augmentation}}
     keep_peak_memory(self, metrics)
-    if self.is_main:
-        atomic_write_json(self.dir/"metrics.json", metrics)       # the run is safe from here on
-        atomic_write_json(self.dir/"confusion.json", r["confusion"])
     if "test" in self.data:                            # reported beside val (every choice is made on val)
         rt = self.evaluate(self.data["test"])
         metrics.update(miou_test=rt["miou"], test={"miou": rt["miou"], "per_class_iou": rt["per_class_iou"],
                                                     **{k: rt[k] for k in ("miou_16", "miou_13") if k in rt}})
-        if self.is_main: atomic_write_json(self.dir/"metrics.json", metrics)
     self.trackers.log_final(metrics, self.step)       # val and test mIoU, per-class IoU (training/08_tracking; when on)
     if self.is_main:
-        extra = run_analysis(self)
-        if extra: metrics.update(extra); atomic_write_json(self.dir/"metrics.json", metrics)
+        metrics.update(run_analysis(self))
+        keep_previous_results(self, metrics)
+        # written only now, complete: a run stopped during its evaluation keeps what it had (or stays unfinished)
+        atomic_write_json(self.dir/"confusion.json", r["confusion"])
+        atomic_write_json(self.dir/"metrics.json", metrics)
         if cfg.figures:
             try: self.write_figures(metrics)
             except Exception as e: warnings.warn(f"figures of {self.dir} were not written ({type(e).__name__}: {e}); metrics.json is complete")
+        write_finished(self.dir, identity=getattr(self, "identity", None), step=self.step)   # last: the run is finished
     self.barrier()
     return metrics
 
@@ -163,7 +180,7 @@ def write_figures(self: Trainer, metrics):
     for name, fig in [("predictions.png", viz.plot_predictions(imgs, labels, preds)),
                       ("curves.png", viz.plot_curves(read_jsonl(self.dir/"log.jsonl"))),
                       ("per_class_iou.png", viz.plot_iou_bars(metrics["per_class_iou"], title=f"{self.cfg.method}: mIoU {100*metrics['miou']:.1f}"))]:
-        fig.savefig(self.dir/"figures"/name, dpi=110, bbox_inches="tight"); plt.close(fig)
+        save_png(fig, self.dir/"figures"/name); plt.close(fig)        # atomic: a planted link is replaced, not written through
         self.trackers.log_figure(name, self.dir/"figures"/name, self.step)
 
 # %% ../../nbs/training/06_evaluation.ipynb #1cb16f37
@@ -176,21 +193,18 @@ def load_run_model(ckpt, device="cpu"):
     if not ckpt.is_file(): raise CDAError(f"checkpoint not found: {ckpt}")
     cfg_path = ckpt.parent / "config.json"
     if not cfg_path.is_file(): raise CDAError(f"{cfg_path} not found: cda-eval reads the model name from the run's config.json next to the checkpoint")
-    cfg = json.loads(cfg_path.read_text())
+    from cda_nb.training.runfolder import read_config_json
+    cfg = read_config_json(ckpt.parent)
     kwargs = without_pretrained(cfg.get("model_kwargs"))          # the checkpoint has all weights (HRDA's base_kwargs too)
     model = build_model(cfg.get("model", "small"), n_classes=len(CLASSES19), **kwargs)
-    ck = load_torch_file(ckpt, fix="cda-eval reads checkpoints written by the kit (or plain state dicts).")
-    sd = ck["model"] if isinstance(ck, dict) and "model" in ck else ck
-    if not isinstance(sd, dict): raise CDAError(f"{ckpt} holds no state dict (got {type(sd).__name__})")
-    try: model.load_state_dict(sd)
-    except RuntimeError as e:
-        own = model.state_dict()
-        miss = [k for k in own if k not in sd]; extra = [k for k in sd if k not in own]
-        shape = [k for k in own if k in sd and hasattr(sd[k], "shape") and tuple(sd[k].shape) != tuple(own[k].shape)]
+    from cda_nb.training.checkpoints import weights_of, load_weights
+    fix = "cda-eval reads checkpoints written by the kit (or plain state dicts)."
+    ck = load_torch_file(ckpt, fix=fix)
+    try: load_weights(model, weights_of(ck, ckpt, fix), ckpt)
+    except CDAError as e:
         raise CDAError(f"{ckpt} disagrees with {cfg_path}: the weights do not fit model={cfg.get('model', 'small')!r} "
-                       f"with model_kwargs={kwargs} ({len(miss)} missing, {len(extra)} unexpected, {len(shape)} with "
-                       f"another shape, e.g. {(shape + miss + extra)[:3]}). The checkpoint comes from another run or "
-                       f"config.json was edited: keep them together as the run wrote them.") from e
+                       f"with model_kwargs={kwargs} ({e}). The checkpoint comes from another run or config.json was "
+                       f"edited: keep them together as the run wrote them.") from e
     return model.to(device).eval(), cfg, ck.get("step")
 
 # %% ../../nbs/training/06_evaluation.ipynb #5a2e5314
@@ -200,6 +214,7 @@ def evaluate_checkpoint(ckpt, target_root=None, split="val", eval_size=None, pre
     "Score a checkpoint on a Cityscapes-format split at full label resolution; optionally write labelIds PNGs."
     from cda_nb.data import TRAIN2ID
     from cda_nb.training.config import TrainConfig, make_config, default_workers
+    check_choice("split", split, ("train", "val", "test"))
     dev = get_device(device)
     model, cfg, step = load_run_model(ckpt, dev)
     if target_root is None:

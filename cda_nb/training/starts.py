@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Optional
 import cda_nb
-from ..core import CDAError, run_dir
+from ..core import CDAError, run_dir, run_finished, write_finished
 from ..minicity import VERSION as MINICITY_VERSION
 from .config import TrainConfig, make_config, METHODS
 
@@ -34,7 +34,7 @@ def committed_source_run(cfg: TrainConfig, root=None):
     s = source_config(cfg)
     if s.dataset != "minicity" or s.data_root or s.source_root or s.target_root: return None
     d = run_dir(root or COMMITTED_RUNS, s.dataset, "source_only", s.seed, create=False)
-    if not all((d/f).is_file() for f in ("metrics.json", "checkpoint.pt", "config.json")): return None
+    if not ((d/"checkpoint.pt").is_file() and (d/"config.json").is_file() and run_finished(d)): return None
     stored = json.loads((d/"config.json").read_text())
     if stored.get("minicity_version") != MINICITY_VERSION: return None      # trained on another generator version
     return d if not config_diff(stored, source_identity(s)) else None
@@ -82,7 +82,7 @@ def plan_start(cfg: TrainConfig) -> RunStart:
     if init == "none": return RunStart(None)
     if init == "source_only":
         d, s, diff = source_run_dir(cfg)                    # never another run's model: the weights depend on settings, not launch order
-        if (d/"metrics.json").exists() and (d/"checkpoint.pt").exists(): return RunStart(d/"checkpoint.pt")
+        if run_finished(d) and (d/"checkpoint.pt").is_file(): return RunStart(d/"checkpoint.pt")   # finished: its marker, not its files
         c = committed_source_run(cfg)
         if c is not None:
             print(f"init: the committed source-only run {c} has exactly this run's source settings: starting from it "

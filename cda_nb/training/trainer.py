@@ -4,7 +4,7 @@
 
 # %% ../../nbs/training/07_trainer.ipynb #2458aab9
 from __future__ import annotations
-import time
+import time, weakref
 from dataclasses import asdict
 from pathlib import Path
 import torch
@@ -24,6 +24,7 @@ from .checkpoints import *
 from .checkpoints import _save_checkpoint_all, _check_finite
 from .evaluation import *
 from .tracking import Trackers
+from .runfolder import *
 
 # %% auto #0
 __all__ = ['NO_DECAY_TYPES', 'poly_lr', 'warmup_factor', 'decay_groups', 'RunData', 'RunServices', 'Trainer', 'prepare_start',
@@ -99,7 +100,7 @@ class RunData:
         "A method's figure, written into `figures/` by the main process when the run writes figures; the figure is closed."
         import matplotlib.pyplot as plt
         if self.is_main and self.cfg.figures:
-            fig.savefig(self.dir/"figures"/name, dpi=110, bbox_inches="tight")
+            save_png(fig, self.dir/"figures"/name)                 # atomic: replaces a planted link, never writes through it
             self.trackers.log_figure(name, self.dir/"figures"/name, self.step)     # TensorBoard / MLflow, when on
         plt.close(fig)
 
@@ -115,9 +116,9 @@ class RunServices(RunData):
     def initial_state(self):
         "The model weights this run started from (None: fresh weights); stages that restart from them (bcl, sdca) call this."
         if not self.init_from: return None
-        return load_torch_file(self.init_from, map_location=self.device,
-                               fix=f"This run ({self.dir}) starts from it (init={self.cfg.init or 'source_only'!r}); restore that "
-                                   f"checkpoint.pt, written by the kit, or pass resume=False to start afresh.")["model"]
+        fix = (f"This run ({self.dir}) starts from it (init={self.cfg.init or 'source_only'!r}); restore that file (a "
+               f"checkpoint.pt written by the kit, or a plain state dict), or pass resume=False to start afresh.")
+        return weights_of(load_torch_file(self.init_from, map_location=self.device, fix=fix), self.init_from, fix)
 
     def pretrained_model(self):
         "A fresh, frozen network of this run's model from its configured weights (`model_kwargs.pretrained`: ImageNet), on the device (DAFormer's `imnet_model`)."
@@ -152,11 +153,22 @@ class Trainer(RunServices):
         self.inputs = check_run_inputs(cfg, METHODS[cfg.method])   # every file the run reads, before anything is written
         self.dir = run_dir(cfg.out_dir, cfg.dataset, cfg.method, cfg.seed, cfg.tag, create=False)   # made once all is built
         self.init_from = (prepare_start(cfg) if start is None else start).path   # a resume: the start it recorded
+        check_folder_path(self.dir, cfg.out_dir)
+        self.lock = RunLock(self.dir).acquire() if self.is_main else None    # one writing process per run folder
+        if self.lock: weakref.finalize(self, self.lock.release)
+        try: self._build(cfg)
+        except BaseException:                          # a refused start leaves the folder free at once
+            if self.lock: self.lock.release()
+            raise
+
+    def _build(self, cfg):
+        "The run, built under the lock: housekeeping, seeding, method, data, model, identity, optimiser, and the resume or fresh start."
+        if self.lock: tidy_run_folder(self.dir)        # temporaries of a killed process; links refused
         seed_everything(cfg.seed, deterministic=cfg.deterministic)
         self.method = METHODS[cfg.method](**cfg.method_params)
         self.data = build_data(cfg, self.method)
         self.model = build_model(cfg.model, n_classes=len(CLASSES19), **cfg.model_kwargs).to(self.device)
-        if self.init_from: self.model.load_state_dict(self.initial_state())   # on a resume too: setup builds frozen references from it
+        if self.init_from: load_weights(self.model, self.initial_state(), self.init_from)   # on a resume too: setup builds frozen references from it
         if cfg.channels_last: self.model.to(memory_format=torch.channels_last)
         self._target_changed = False
         self.context = RunContext(self)               # all a method sees of the run (methods/base)
@@ -177,17 +189,25 @@ class Trainer(RunServices):
         self.step, self.train_seconds, self.history = 0, 0.0, []
         self.timing = {"data_seconds": 0.0, "hook_seconds": 0.0}   # parts of train_seconds: loader wait, before_step hooks
         ddp_setup(self, sync_bn=cfg.sync_bn)   # several processes: DDP (rank 0's start on every rank)
+        self.identity = run_identity(cfg, self.init_from, self.method.hp)        # what decides the weights (training/09_runfolder)
+        check_start_data(self.identity, self.init_from, cfg)
+        self.finished_before = run_finished(self.dir)          # a finished run re-run: re-evaluated, replaced only when complete
         (self.dir/"figures").mkdir(parents=True, exist_ok=True)
-        if cfg.resume and (self.dir/"checkpoint.pt").exists(): self.load_checkpoint()
-        elif self.is_main:
-            atomic_write_json(self.dir/"config.json", self.config_dict())
-            if (self.dir/"log.jsonl").exists(): (self.dir/"log.jsonl").unlink()
+        if cfg.resume and (self.dir/"checkpoint.pt").exists(): self.load_checkpoint()   # its identity checked there
+        else:
+            if cfg.resume and self.finished_before:
+                raise CDAError(f"{self.dir} holds a finished run without its checkpoint.pt (committed results keep no weights): "
+                               f"there is nothing to resume or re-evaluate. Its results stand as they are; pass resume=False to "
+                               f"train it again (its files move to superseded/), or choose another tag or out_dir.")
+            if self.is_main:
+                supersede(self.dir); (self.dir/"figures").mkdir(parents=True, exist_ok=True)
+                atomic_write_json(self.dir/"config.json", self.config_dict())
         self.trackers = Trackers(cfg, self.dir, self.is_main, self.step)   # tensorboard / mlflow switches; a resume appends
 
     def config_dict(self):
         mc = MINICITY_VERSION if self.cfg.dataset == "minicity" and not self.cfg.data_root else None   # the cached generator's
         return {**asdict(self.cfg), "method_hp": self.method.hp, "init_from": str(self.init_from or ""), "minicity_version": mc,
-                "cda_nb_version": cda_nb.__version__, "torch_version": torch.__version__}
+                "cda_nb_version": cda_nb.__version__, "torch_version": torch.__version__, "identity": self.identity}
 
     # defined in the component notebooks: training/04_ddp, training/05_checkpoints, training/06_evaluation
     barrier, sync_grads, sync_buffers, all_reduce_meter = barrier, sync_grads, sync_buffers, all_reduce_meter
@@ -224,6 +244,12 @@ def _loaders(self: Trainer, start, stop):
 # %% ../../nbs/training/07_trainer.ipynb #412a763e
 def fit(self: Trainer, stop_at: int = None) -> dict:
     "Train from the current step to `cfg.iters`, evaluate and write the run folder; returns metrics."
+    if self.lock: self.lock.acquire()                  # a second fit of this trainer: the lock again
+    try: return _fit(self, stop_at)
+    finally:
+        if self.lock: self.lock.release()              # the folder is free for the next process
+
+def _fit(self: Trainer, stop_at: int = None) -> dict:
     cfg, m = self.cfg, self.method
     stop = min(cfg.iters, stop_at) if stop_at else cfg.iters
     loaders = self._loaders(self.step, stop)
