@@ -13,12 +13,12 @@ from ..data import Cityscapes
 from ..minicity import VERSION as MINICITY_VERSION
 from .config import TrainConfig, make_config
 from .streams import data_roots, source_dataset
-from .starts import source_identity
+from .starts import source_identity, read_config_json
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'settings_identity', 'files_identity', 'uses_cached_minicity', 'data_identity', 'start_identity',
-           'run_identity', 'read_config_json', 'stored_identity', 'asdict_default', 'identity_diff', 'check_identity',
-           'RunLocked', 'RunLock', 'tidy_run_folder', 'supersede', 'check_folder_path', 'check_start_data']
+           'run_identity', 'stored_identity', 'asdict_default', 'identity_diff', 'check_identity', 'RunLocked',
+           'RunLock', 'tidy_run_folder', 'supersede', 'check_folder_path', 'check_start_data', 'remove_new_folders']
 
 # %% ../../nbs/training/09_runfolder.ipynb #rf006
 _DATA_PATHS = ("data_root", "source_root", "target_root")
@@ -67,18 +67,6 @@ def run_identity(c: TrainConfig, init_from=None, method_hp: dict = None) -> dict
     return {**d, "digest": _digest(d)}
 
 # %% ../../nbs/training/09_runfolder.ipynb #rf011
-def read_config_json(folder) -> dict:
-    "A run folder's `config.json` as a dict; `CDAError` naming the file when it is missing, a link, unreadable or not an object."
-    p = Path(folder)/"config.json"
-    if p.is_symlink(): raise CDAError(f"{p} is a symbolic link: a run folder's files are the kit's own; remove the link")
-    try: d = json.loads(p.read_text())
-    except FileNotFoundError: raise CDAError(f"{p} not found: the run folder is incomplete (start the run afresh with resume=False)") from None
-    except (OSError, ValueError) as e:
-        raise CDAError(f"{p} cannot be read ({type(e).__name__}: {str(e)[:120]}): it is truncated or corrupt. Restore it, "
-                       f"or start the run afresh with resume=False (the folder's files move to superseded/)") from e
-    if not isinstance(d, dict): raise CDAError(f"{p} holds a {type(d).__name__}, not a run's settings: restore it or pass resume=False")
-    return d
-
 def stored_identity(folder) -> dict:
     "The identity a run folder's `config.json` recorded, or the one derived from its fields (older folders: defaults for later fields)."
     stored = read_config_json(folder)
@@ -248,3 +236,15 @@ def check_start_data(identity: dict, init_from, cfg: TrainConfig):
                    f"data than this run's ({', '.join(diff)} differ: the files under the data folder changed since). Train the "
                    f"source-only run again (method=source_only, resume=False, same out_dir), or pass init=<a checkpoint> to "
                    f"start from a model of your choice.")
+
+# %% ../../nbs/training/09_runfolder.ipynb #rf027
+def remove_new_folders(made: list):
+    "Remove the folders in `made` (made by a start that was then refused) when they hold nothing but the lock and empty `figures/`."
+    for d in made:                                         # deepest first
+        d = Path(d)
+        if not d.is_dir() or d.is_symlink(): continue
+        for f in (d/"figures", d/".lock"):
+            try: f.rmdir() if f.is_dir() else f.unlink() if f.is_file() and f.name == ".lock" else None
+            except OSError: pass
+        try: d.rmdir()
+        except OSError: return                             # not empty: something else is there; leave it and its parents

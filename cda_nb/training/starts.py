@@ -14,8 +14,8 @@ from ..minicity import VERSION as MINICITY_VERSION
 from .config import TrainConfig, make_config, METHODS
 
 # %% auto #0
-__all__ = ['COMMITTED_RUNS', 'source_config', 'committed_source_run', 'source_identity', 'config_diff', 'source_run_dir',
-           'RunStart', 'resuming', 'plan_start']
+__all__ = ['COMMITTED_RUNS', 'read_config_json', 'source_config', 'committed_source_run', 'source_identity', 'config_diff',
+           'source_run_dir', 'RunStart', 'resuming', 'plan_start']
 
 # %% ../../nbs/training/03_starts.ipynb #ccd2cb53
 COMMITTED_RUNS = Path(cda_nb.__file__).resolve().parents[1]/"reports"/"runs"   # in a clone of the kit (absent from a wheel)
@@ -23,6 +23,18 @@ _PLUMBING = {"out_dir", "tag", "device", "amp", "num_workers", "resume", "progre
              "eval_batch_size", "log_every", "ckpt_every", "init_iters",    # settings that do not change the trained weights
              "amp_dtype", "deterministic", "channels_last", "compile",               # (on the CPU; on a GPU only by rounding)
              "tensorboard", "mlflow"}                                                 # views beside log.jsonl (training/08_tracking)
+
+def read_config_json(folder) -> dict:
+    "A run folder's `config.json` as a dict; `CDAError` naming the file when it is missing, a link, unreadable or not an object."
+    p = Path(folder)/"config.json"
+    if p.is_symlink(): raise CDAError(f"{p} is a symbolic link: a run folder's files are the kit's own; remove the link")
+    try: d = json.loads(p.read_text())
+    except FileNotFoundError: raise CDAError(f"{p} not found: the run folder is incomplete (start the run afresh with resume=False)") from None
+    except (OSError, ValueError) as e:
+        raise CDAError(f"{p} cannot be read ({type(e).__name__}: {str(e)[:120]}): it is truncated or corrupt. Restore it, "
+                       f"or start the run afresh with resume=False (the folder's files move to superseded/)") from e
+    if not isinstance(d, dict): raise CDAError(f"{p} holds a {type(d).__name__}, not a run's settings: restore it or pass resume=False")
+    return d
 
 def source_config(cfg: TrainConfig) -> TrainConfig:
     "The config of the source-only run that `init='source_only'` starts from: its own defaults (lr, iterations, sampling)."
@@ -35,7 +47,7 @@ def committed_source_run(cfg: TrainConfig, root=None):
     if s.dataset != "minicity" or s.data_root or s.source_root or s.target_root: return None
     d = run_dir(root or COMMITTED_RUNS, s.dataset, "source_only", s.seed, create=False)
     if not ((d/"checkpoint.pt").is_file() and (d/"config.json").is_file() and run_finished(d)): return None
-    stored = json.loads((d/"config.json").read_text())
+    stored = read_config_json(d)
     if stored.get("minicity_version") != MINICITY_VERSION: return None      # trained on another generator version
     return d if not config_diff(stored, source_identity(s)) else None
 
@@ -53,7 +65,7 @@ def source_run_dir(cfg: TrainConfig):
     settings (diff `{}`), else `source_only-s<hash>/` and how `source_only/`'s settings differ (`config_diff`: there, here)."""
     s = source_config(cfg); want = source_identity(s)
     plain = run_dir(cfg.out_dir, cfg.dataset, "source_only", cfg.seed, create=False)
-    diff = config_diff(json.loads((plain/"config.json").read_text()), want) if (plain/"config.json").is_file() else {}
+    diff = config_diff(read_config_json(plain), want) if (plain/"config.json").is_file() else {}
     if not diff: return plain, s, {}
     tag = "s" + hashlib.sha1(json.dumps(want, sort_keys=True).encode()).hexdigest()[:8]
     return run_dir(cfg.out_dir, cfg.dataset, "source_only", cfg.seed, tag, create=False), make_config(s, tag=tag), diff
@@ -76,7 +88,7 @@ def plan_start(cfg: TrainConfig) -> RunStart:
     weights, a checkpoint, or the source-only run with exactly this run's source settings, which may first need training."""
     if resuming(cfg):
         d = run_dir(cfg.out_dir, cfg.dataset, cfg.method, cfg.seed, cfg.tag, create=False)
-        rec = json.loads((d/"config.json").read_text()).get("init_from") or ""
+        rec = read_config_json(d).get("init_from") or ""
         return RunStart(Path(rec) if rec else None)
     init = cfg.init or METHODS[cfg.method].default_init
     if init == "none": return RunStart(None)

@@ -154,11 +154,12 @@ class Trainer(RunServices):
         self.dir = run_dir(cfg.out_dir, cfg.dataset, cfg.method, cfg.seed, cfg.tag, create=False)   # made once all is built
         self.init_from = (prepare_start(cfg) if start is None else start).path   # a resume: the start it recorded
         check_folder_path(self.dir, cfg.out_dir)
+        made = [p for p in [self.dir, *self.dir.parents] if not p.exists()]   # the folders this start makes
         self.lock = RunLock(self.dir).acquire() if self.is_main else None    # one writing process per run folder
         if self.lock: weakref.finalize(self, self.lock.release)
         try: self._build(cfg)
-        except BaseException:                          # a refused start leaves the folder free at once
-            if self.lock: self.lock.release()
+        except BaseException:                          # a refused start leaves the folder free at once, and no new folder
+            if self.lock: self.lock.release(); remove_new_folders(made)
             raise
 
     def _build(self, cfg):
