@@ -622,9 +622,13 @@ def label_table(dataset, n_classes=19, cache=None, progress=True, what='class pi
         t = read_class_stats(dataset, n_classes)
         if t is not None: return t > 0 if dtype == np.bool_ else t.astype(dtype)
     if cache is not None and Path(cache).is_file():
-        t = np.load(cache)
-        if t.shape == (n, n_classes) and t.dtype == dtype: return t
-        warnings.warn(f"{cache}: cached {what} has shape {t.shape}, expected {(n, n_classes)}; recomputing")
+        try: t = np.load(cache)                                         # no pickles (allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:                     # truncated or damaged: named, rebuilt
+            t = None
+            warnings.warn(f"{cache}: cached {what} cannot be read ({type(e).__name__}: {e}); the file is damaged "
+                          f"(an interrupted copy or a full disk); recomputing it and rewriting the file")
+        if t is not None and t.shape == (n, n_classes) and t.dtype == dtype: return t
+        if t is not None: warnings.warn(f"{cache}: cached {what} has shape {t.shape}, expected {(n, n_classes)}; recomputing")
     rank, world = rank_world()
     idx = list(range(rank, n, world))
     w = label_workers(len(idx)) if workers is None else workers
