@@ -135,3 +135,17 @@ def test_split_name_cannot_escape(tiny_root):
     for s in ("../../x", "val/../../../x", "/etc"):
         with pytest.raises(CDAError, match="is not a split name"): Cityscapes(tiny_root/"cityscapes", split=s)
     assert len(Cityscapes(tiny_root/"cityscapes", split="val")) == 3
+
+# 4 (re-evaluation): evaluate_checkpoint / cda-eval refuse a split of two sizes when they batch
+def test_mixed_sizes_refused_by_evaluate_checkpoint(tiny_root, tmp_path):
+    from cda_nb.training.trainer import train
+    from cda_nb.training.evaluation import evaluate_checkpoint
+    train(**_params(tiny_root, tmp_path/"runs"))
+    run = tmp_path/"runs/minicity/source_only/seed0"
+    img = sorted((tiny_root/"cityscapes/leftImg8bit/val").rglob("*.png"))[2]
+    Image.open(img).resize((96, 48)).save(img)
+    with pytest.raises(CDAError, match="batch_size=4 cannot stack them; set batch_size=1") as e:
+        evaluate_checkpoint(run, target_root=tiny_root/"cityscapes", progress=False, batch_size=4)
+    assert f"{img} is 96x48" in str(e.value)
+    r = evaluate_checkpoint(run, target_root=tiny_root/"cityscapes", progress=False, batch_size=1)
+    assert r["n_images"] == 3

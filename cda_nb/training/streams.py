@@ -119,11 +119,11 @@ def has_test_labels(tgt_root) -> bool:
     return first is not None and bool((ID2TRAIN[read_cityscapes_label(first)] != IGNORE).any())
 
 # %% ../../nbs/training/02_streams.ipynb #67af9cfa
-def _mixed_sizes(split, sizes, bs):
-    "The `CDAError` for a val/test split whose images have several sizes (`sizes`: {(h, w): first image})."
+def _mixed_sizes(split, sizes, bs, what="eval_batch_size"):
+    "The `CDAError` for a val/test split whose images have several sizes (`sizes`: {(h, w): first image}); `what` names the batch-size parameter."
     (s1, f1), (s2, f2) = list(sizes.items())[:2]
     return CDAError(f"the {split} images have {len(sizes)} sizes, e.g. {f1} is {s1[1]}x{s1[0]} and {f2} is {s2[1]}x{s2[0]}: "
-                    f"eval_batch_size={bs} cannot stack them; set eval_batch_size=1 (each image evaluated alone), "
+                    f"{what}={bs} cannot stack them; set {what}=1 (each image evaluated alone), "
                     f"or resize or remove the odd files")
 
 def check_run_inputs(cfg: TrainConfig, method) -> dict:
