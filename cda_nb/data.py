@@ -15,15 +15,15 @@ from .core import CDAError, mix_seed, stream_seed
 
 # %% auto #0
 __all__ = ['IGNORE', 'Label', 'CS_LABELS', 'CLASSES19', 'PALETTE19', 'THING19', 'THING_CLASSES', 'ID2TRAIN', 'TRAIN2ID',
-           'CS_KNOWN', 'CS_PALETTE_BY_ID', 'SYNTHIA16', 'SYNTHIA13', 'SYNTHIA_ID2TRAIN', 'SYNTHIA_KNOWN', 'TRAIN_LUT',
-           'TRAIN_KNOWN', 'GTA5_LAYOUT', 'CITYSCAPES_LAYOUT', 'SYNTHIA_LAYOUT', 'STATS_FILE', 'AUG_DEFAULTS',
-           'AUG_POLICIES', 'colorize', 'map_ids', 'read_image', 'read_gta5_label', 'read_cityscapes_label',
-           'write_gta5_label', 'write_cityscapes_label', 'train_ids_path', 'read_train_id_label',
-           'write_train_id_label', 'to_image_tensor', 'to_label_tensor', 'JointTransform', 'GTA5', 'Cityscapes',
-           'read_png', 'write_png16', 'read_synthia_label', 'write_synthia_label', 'SYNTHIA', 'train_id_counts',
-           'label_workers', 'read_class_stats', 'label_table', 'presence_cache_key', 'class_presence',
-           'class_pixel_counts', 'class_balanced_probs', 'ClassBalancedChoice', 'png_size', 'check_files',
-           'photometric', 'dacs_strong']
+           'CS_KNOWN', 'CS_PALETTE_BY_ID', 'SYNTHIA16', 'SYNTHIA13', 'SYNTHIA_ID2TRAIN', 'SYNTHIA_KNOWN',
+           'MAX_PNG_SIDE', 'MAX_PNG_PIXELS', 'TRAIN_LUT', 'TRAIN_KNOWN', 'GTA5_LAYOUT', 'CITYSCAPES_LAYOUT',
+           'SYNTHIA_LAYOUT', 'STATS_FILE', 'AUG_DEFAULTS', 'AUG_POLICIES', 'colorize', 'map_ids', 'check_image_size',
+           'read_image', 'read_gta5_label', 'read_cityscapes_label', 'write_gta5_label', 'write_cityscapes_label',
+           'train_ids_path', 'read_train_id_label', 'write_train_id_label', 'to_image_tensor', 'to_label_tensor',
+           'JointTransform', 'check_split', 'GTA5', 'Cityscapes', 'read_png', 'write_png16', 'read_synthia_label',
+           'write_synthia_label', 'SYNTHIA', 'train_id_counts', 'label_workers', 'read_class_stats', 'label_table',
+           'presence_cache_key', 'class_presence', 'class_pixel_counts', 'class_balanced_probs', 'ClassBalancedChoice',
+           'png_size', 'check_files', 'photometric', 'dacs_strong']
 
 # %% ../nbs/01_data.ipynb #d14e0bd7
 IGNORE = 255
@@ -122,21 +122,44 @@ def map_ids(label_ids, lut=ID2TRAIN, known=None):
     n_unknown = int((~inside).sum() + (inside & ~known[safe]).sum())
     return out, n_unknown
 
+# %% ../nbs/01_data.ipynb #bs000002
+MAX_PNG_SIDE = 16384          # pixels per side; Cityscapes is 2048 x 1024
+MAX_PNG_PIXELS = 1 << 26      # pixels in all (~67 M, 32 Cityscapes frames)
+
+def check_image_size(path, h, w):
+    "`CDAError` naming `path`, its declared `h`x`w`, the bound and the fix unless 0 < h, w <= `MAX_PNG_SIDE` and h*w <= `MAX_PNG_PIXELS`."
+    if 0 < h <= MAX_PNG_SIDE and 0 < w <= MAX_PNG_SIDE and h * w <= MAX_PNG_PIXELS: return
+    raise CDAError(f"{path}: the header declares {w}x{h} pixels (width x height); the kit reads images up to "
+                   f"{MAX_PNG_SIDE} pixels per side and {MAX_PNG_PIXELS} in all (Cityscapes is 2048x1024): the file is "
+                   f"damaged or not a frame of the dataset; re-download or re-extract it, downscale it, "
+                   f"or remove the image together with its label")
+
+def _open_bounded(path):
+    "`Image.open(path)` with its declared size checked (Pillow reads the header only; pixels are decoded later)."
+    try: im = Image.open(path)
+    except Image.DecompressionBombError as e:                    # over twice Pillow's own bound: refused at open
+        with open(path, 'rb') as f: head = f.read(24)
+        if head[12:16] == b'IHDR': check_image_size(path, *struct.unpack('>II', head[16:24])[::-1])
+        raise CDAError(f"{path}: {e}; re-download or re-extract it, downscale it, or remove the image together with its label") from None
+    try: check_image_size(path, im.height, im.width)
+    except CDAError: im.close(); raise
+    return im
+
 # %% ../nbs/01_data.ipynb #0badf0e4
 def read_image(path) -> np.ndarray:
     "An image file as RGB uint8 (H,W,3)."
-    with Image.open(path) as im: return np.array(im.convert('RGB'))
+    with _open_bounded(path) as im: return np.array(im.convert('RGB'))
 
 def read_gta5_label(path) -> np.ndarray:
     "Cityscapes ids (H,W) uint8 from a GTA5 palette label (the palette index is the id)."
-    with Image.open(path) as im:
+    with _open_bounded(path) as im:
         if im.mode not in ('P', 'L'):
             raise CDAError(f"{path}: GTA5 labels are palette (mode 'P') PNGs whose index is the Cityscapes id; got mode {im.mode!r}")
         return np.array(im)
 
 def read_cityscapes_label(path) -> np.ndarray:
     "Cityscapes ids (H,W) uint8 from a `*_gtFine_labelIds.png` (8-bit greyscale)."
-    with Image.open(path) as im:
+    with _open_bounded(path) as im:
         if im.mode not in ('L', 'P'):
             raise CDAError(f"{path}: Cityscapes labelIds are 8-bit greyscale PNGs; got mode {im.mode!r}")
         return np.array(im)
@@ -162,7 +185,7 @@ def train_ids_path(label_path) -> Path:
 
 def read_train_id_label(path) -> np.ndarray:
     "Train ids (H,W) uint8 from an 8-bit `*_labelTrainIds.png` (255 = ignore)."
-    with Image.open(path) as im:
+    with _open_bounded(path) as im:
         if im.mode not in ('L', 'P'):
             raise CDAError(f"{path}: a labelTrainIds file is an 8-bit greyscale PNG of train ids; got mode {im.mode!r} "
                            f"(rewrite it: cda-prepare <dataset folder> --force)")
@@ -290,6 +313,13 @@ def _named_read(read, path):
         raise CDAError(f"{path}: cannot be read ({type(e).__name__}: {e}); the file is corrupt or truncated: "
                        f"re-download or re-extract it (or remove the image together with its label)") from e
 
+import re
+def check_split(split) -> str:
+    "A Cityscapes split name (`train`, `val`, `test`, `train_extra`, ...): one folder name, so it cannot leave `leftImg8bit/`."
+    if isinstance(split, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", split): return split
+    raise CDAError(f"split={split!r} is not a split name: give the name of one folder under leftImg8bit/ and gtFine/ "
+                   f"(letters, digits, '_' or '-'; the kit uses train, val and test)")
+
 def _read_split(split):
     if split is None: return None
     if isinstance(split, (str, Path)):
@@ -381,7 +411,7 @@ class Cityscapes(_SegDataset):
     "Cityscapes `leftImg8bit/<split>` images with `gtFine/<split>` labelIds or labelTrainIds (no labels with `labels=False`)."
     def __init__(self, root, split='train', transform=None, labels=True):
         super().__init__(transform)
-        self.root, self.split, self.labels = Path(root), split, labels
+        self.root, self.split, self.labels = Path(root), check_split(split), labels
         root = self.root
         if not root.is_dir(): raise _layout_error(root, "Cityscapes root folder not found", CITYSCAPES_LAYOUT)
         idir = root / 'leftImg8bit' / split
@@ -427,20 +457,35 @@ def _unfilter(raw, h, w, bpp):
 def read_png(path) -> np.ndarray:
     "Decode a non-interlaced grey/RGB/RGBA PNG of 8 or 16 bits, keeping all bits: (H,W[,C]) uint8 or uint16."
     data = Path(path).read_bytes()
+    fix = "re-download or re-extract it (or remove the image together with its label)"
     if data[:8] != _PNG_SIG: raise CDAError(f"{path}: not a PNG file")
-    pos, idat, hdr = 8, [], None
-    while pos < len(data):
+    pos, hdr, parts, got, d = 8, None, [], 0, None
+    while pos + 8 <= len(data):
         n, = struct.unpack('>I', data[pos:pos + 4]); typ = data[pos + 4:pos + 8]; body = data[pos + 8:pos + 8 + n]
-        if typ == b'IHDR': hdr = struct.unpack('>IIBBBBB', body)
-        elif typ == b'IDAT': idat.append(body)
+        if typ == b'IHDR':
+            if len(body) != 13: raise CDAError(f"{path}: damaged PNG header; {fix}")
+            hdr = struct.unpack('>IIBBBBB', body)
+            w, h, depth, ctype, _, _, interlace = hdr
+            if ctype not in _PNG_CHANNELS or depth not in (8, 16) or interlace:
+                raise CDAError(f"{path}: only non-interlaced 8/16-bit grey/RGB/RGBA PNGs are supported "
+                               f"(colour type {ctype}, bit depth {depth}, interlace {interlace})")
+            check_image_size(path, h, w)                                 # before anything is allocated
+            ch, nb = _PNG_CHANNELS[ctype], depth // 8
+            want, d = h * (1 + w * ch * nb), zlib.decompressobj()        # the bytes the header declares
+        elif typ == b'IDAT':
+            if d is None: raise CDAError(f"{path}: image data before the PNG header; {fix}")
+            while body:                                                  # at most `want` + 1 bytes, ever
+                piece = d.decompress(body, want - got + 1); got += len(piece); parts.append(piece)
+                if got > want:
+                    raise CDAError(f"{path}: its image data decompresses to more than the {want} bytes its "
+                                   f"{w}x{h} header declares (a damaged file or a zip bomb); {fix}")
+                body = d.unconsumed_tail
+                if not piece: break
         elif typ == b'IEND': break
         pos += 12 + n
-    w, h, depth, ctype, _, _, interlace = hdr
-    if ctype not in _PNG_CHANNELS or depth not in (8, 16) or interlace:
-        raise CDAError(f"{path}: only non-interlaced 8/16-bit grey/RGB/RGBA PNGs are supported "
-                       f"(colour type {ctype}, bit depth {depth}, interlace {interlace})")
-    ch, nb = _PNG_CHANNELS[ctype], depth // 8
-    raw = np.frombuffer(zlib.decompress(b''.join(idat)), np.uint8).reshape(h, 1 + w * ch * nb)
+    if hdr is None: raise CDAError(f"{path}: no PNG header (IHDR); {fix}")
+    if got < want: raise CDAError(f"{path}: truncated: its image data decompresses to {got} of the {want} bytes its header declares; {fix}")
+    raw = np.frombuffer(b''.join(parts), np.uint8).reshape(h, 1 + w * ch * nb)
     px = _unfilter(raw, h, w, ch * nb).reshape(h, w, ch * nb)
     img = px if nb == 1 else px.reshape(h, w, ch, 2).astype(np.uint16) @ np.array([256, 1], np.uint16)
     return img[..., 0] if ch == 1 else img
@@ -577,9 +622,13 @@ def label_table(dataset, n_classes=19, cache=None, progress=True, what='class pi
         t = read_class_stats(dataset, n_classes)
         if t is not None: return t > 0 if dtype == np.bool_ else t.astype(dtype)
     if cache is not None and Path(cache).is_file():
-        t = np.load(cache)
-        if t.shape == (n, n_classes) and t.dtype == dtype: return t
-        warnings.warn(f"{cache}: cached {what} has shape {t.shape}, expected {(n, n_classes)}; recomputing")
+        try: t = np.load(cache)                                         # no pickles (allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:                     # truncated or damaged: named, rebuilt
+            t = None
+            warnings.warn(f"{cache}: cached {what} cannot be read ({type(e).__name__}: {e}); the file is damaged "
+                          f"(an interrupted copy or a full disk); recomputing it and rewriting the file")
+        if t is not None and t.shape == (n, n_classes) and t.dtype == dtype: return t
+        if t is not None: warnings.warn(f"{cache}: cached {what} has shape {t.shape}, expected {(n, n_classes)}; recomputing")
     rank, world = rank_world()
     idx = list(range(rank, n, world))
     w = label_workers(len(idx)) if workers is None else workers
@@ -657,11 +706,12 @@ def png_size(path) -> tuple:
         raise CDAError(f"{p}: damaged PNG header; {fix}")
     w, h = struct.unpack('>II', head[16:24])
     if not (w and h): raise CDAError(f"{p}: the PNG header gives size {w}x{h}; {fix}")
+    check_image_size(p, h, w)                                            # a declared 30000x30000 stops here
     if tail != _IEND: raise CDAError(f"{p}: truncated (the PNG does not end with its IEND chunk); {fix}")
     return h, w
 
-def check_files(ds, name: str = "", progress=True, big: int = 2000) -> dict:
-    "Header-check every image (and label) of a kit dataset; returns counts, raises `CDAError` naming the first bad file."
+def check_files(ds, name: str = "", progress=True, big: int = 2000, sizes=None) -> dict:
+    "Header-check every image (and label) of a kit dataset; returns counts, raises `CDAError` naming the first bad file; `sizes` (a dict) gets {(h, w): first image of that size}."
     from cda_nb.core import progress as _progress
     labels = list(ds.label_paths) if getattr(ds, 'labels', False) and ds.label_paths is not None else []
     n = len(ds.images)
@@ -669,6 +719,7 @@ def check_files(ds, name: str = "", progress=True, big: int = 2000) -> dict:
     mismatch = 0
     for i, im in enumerate(ds.images):
         s = png_size(im)
+        if sizes is not None: sizes.setdefault(s, im)
         if labels and png_size(labels[i]) != s: mismatch += 1
         bar.update(1)
     bar.close()

@@ -16,6 +16,7 @@ from .methods.base import METHODS
 import cda_nb.training.trainer                       # registers every method
 from .training.config import TrainConfig, make_config
 from .training.starts import source_identity, config_diff
+from .cli import read_yaml_file, _SafeLoader   # bounded YAML: no aliases, at most 4 MiB (12_cli)
 
 EXPERIMENT_KEYS = {"benchmark", "train", "seeds", "legacy", "runs"}
 RUN_KEYS = {"run", "method", "seeds", "params", "config", "start", "threads", "tables", "caption"}
@@ -74,7 +75,7 @@ def load_experiments(path) -> Experiments:
     "Read and check an experiments file: every error names the file, the entry and the fix."
     path = Path(path)
     if not path.is_file(): raise CDAError(f"experiments file not found: {path} (the kit's: experiments/minicity.yaml)")
-    try: d = yaml.safe_load(path.read_text())
+    try: d = read_yaml_file(path, _SafeLoader)
     except yaml.YAMLError as e: _fail(path, f"not valid YAML: {e}")
     if not isinstance(d, dict): _fail(path, "must be a mapping with `benchmark:` and `runs:`")
     bad = sorted(set(d) - EXPERIMENT_KEYS)

@@ -16,7 +16,8 @@ from .data import (CLASSES19, ID2TRAIN, TRAIN2ID,
 __all__ = ['VERSION', 'H', 'W', 'MC_CLASSES', 'MC_IDS', 'EGO_ID', 'SPLITS', 'MATERIALS', 'MNIST_RANGES', 'DOMAIN_LAYOUT',
            'DEFAULT_GAP', 'CITIES', 'TARGET_SPLITS', 'DEFAULT_SIZES', 'texture_path', 'texture_bands', 'Materials',
            'mnist_digits', 'digit_mask', 'make_layout', 'compose', 'stylise', 'render', 'cityscapes_name',
-           'make_minicity', 'minicity_root', 'class_frequencies', 'show_minicity']
+           'make_minicity', 'minicity_files', 'minicity_problem', 'clean_stale_temps', 'minicity_root',
+           'class_frequencies', 'show_minicity']
 
 # %% ../nbs/02_minicity.ipynb #5d25c16f
 VERSION = 2                  # bump when the generator's output changes (the cache folder is named after it)
@@ -254,6 +255,49 @@ def make_minicity(out, seed=0, n_source=600, n_train=500, n_val=150, n_test=150,
     return out
 
 # %% ../nbs/02_minicity.ipynb #a827bbbe
+def minicity_files(n_source=600, n_train=500, n_val=150, n_test=150, **_) -> list:
+    "The image and label files (relative paths) a MiniCity instance of these sizes has, as `make_minicity` names them."
+    out = [f"gta5/{d}/{i:05d}.png" for i in range(n_source) for d in ('images', 'labels')]
+    for s, n in (('train', n_train), ('val', n_val), ('test', n_test)):
+        for i in range(n):
+            city, stem = cityscapes_name(s, i)
+            out += [f"cityscapes/leftImg8bit/{s}/{city}/{stem}_leftImg8bit.png", f"cityscapes/gtFine/{s}/{city}/{stem}_gtFine_labelIds.png"]
+    return out
+
+def minicity_problem(root, **sizes):
+    "None when `root` has every file of a MiniCity of `sizes` (each a complete PNG by its header), else what is wrong."
+    from cda_nb.data import png_size
+    files = minicity_files(**sizes)
+    missing = [f for f in files if not (Path(root)/f).is_file()]
+    if missing: return f"{len(missing)} of its {len(files)} files are missing (e.g. {missing[0]})"
+    for f in files:
+        try: png_size(Path(root)/f)
+        except CDAError as e: return str(e)
+    return None
+
+def _owner() -> str:
+    "`<host>-<pid>` of this process: names its temporary folders, so a later call can tell whether they are still written."
+    import socket
+    return f"{socket.gethostname().replace('-', '_')}-{os.getpid()}"
+
+def _pid_alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def clean_stale_temps(cache, legacy_age=86400.0) -> list:
+    "Remove MiniCity temporary folders in `cache` left by generations that died (their pid is gone on this host); returns them."
+    import socket, re
+    host, out = socket.gethostname().replace('-', '_'), []
+    for p in Path(cache).glob('.minicity-*'):
+        m = re.fullmatch(r"\.minicity-.+\.(?:tmp|old)-(?:([^-]+)-(\d+)-)?[^-]+", p.name)
+        if not m or not p.is_dir(): continue
+        if m.group(1) is None: stale = time.time() - p.stat().st_mtime > legacy_age      # the old form: no pid
+        else: stale = m.group(1) == host and int(m.group(2)) != os.getpid() and not _pid_alive(int(m.group(2)))
+        if stale: shutil.rmtree(p, ignore_errors=True); out.append(p)
+    return out
+
 def minicity_root(seed=0, force=False, progress=True, **size_overrides) -> Path:
     "The root (with `gta5/` and `cityscapes/`) of the MiniCity instance `seed`, generated on first use."
     bad = set(size_overrides) - set(DEFAULT_SIZES)
@@ -261,17 +305,19 @@ def minicity_root(seed=0, force=False, progress=True, **size_overrides) -> Path:
     sizes = {**DEFAULT_SIZES, **size_overrides}
     suffix = ''.join(f"-{k}{sizes[k]}" for k in DEFAULT_SIZES if sizes[k] != DEFAULT_SIZES[k])
     root = cache_dir()/f"minicity-v{VERSION}-seed{seed}{suffix}"
+    clean_stale_temps(root.parent)
     def current():                                              # complete, and made with these parameters?
         try: m = json.loads((root/'minicity.json').read_text())
         except (OSError, ValueError): return False
-        return m.get('version') == VERSION and m.get('seed') == seed and all(m.get(k) == v for k, v in sizes.items())
+        made = m.get('version') == VERSION and m.get('seed') == seed and all(m.get(k) == v for k, v in sizes.items())
+        return made and minicity_problem(root, **sizes) is None
     if current() and not force: return root
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-"))
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-{_owner()}-"))
     try: make_minicity(tmp, seed=seed, progress=progress, **sizes)
     except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
     old = None
     if root.exists() and (force or not current()):               # replace a forced, stale or incomplete one
-        old = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.old-")); os.replace(root, old/'x')
+        old = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.old-{_owner()}-")); os.replace(root, old/'x')
     try: os.rename(tmp, root)
     except OSError:                                             # another process finished first: use its folder
         if not current(): raise

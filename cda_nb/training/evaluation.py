@@ -224,6 +224,11 @@ def evaluate_checkpoint(ckpt, target_root=None, split="val", eval_size=None, pre
     if eval_size is None: eval_size = cfg.get("eval_size")
     ds = Cityscapes(target_root, split=split)
     bs = batch_size or cfg.get("eval_batch_size") or 8
+    if bs > 1:                                         # images of two sizes cannot be batched: refused before any work
+        from cda_nb.data import check_files
+        from cda_nb.training.streams import _mixed_sizes
+        sizes = {}; check_files(ds, split, progress, sizes=sizes)
+        if len(sizes) > 1: raise _mixed_sizes(split, sizes, bs, "batch_size")     # cda-eval --batch_size 1
     nw = default_workers(dev) if num_workers is None else num_workers
     dtype = amp_dtype_for(dev, cfg.get("amp_dtype", "auto")) if amp else None
     autocast = lambda: torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None)

@@ -119,6 +119,13 @@ def has_test_labels(tgt_root) -> bool:
     return first is not None and bool((ID2TRAIN[read_cityscapes_label(first)] != IGNORE).any())
 
 # %% ../../nbs/training/02_streams.ipynb #67af9cfa
+def _mixed_sizes(split, sizes, bs, what="eval_batch_size"):
+    "The `CDAError` for a val/test split whose images have several sizes (`sizes`: {(h, w): first image}); `what` names the batch-size parameter."
+    (s1, f1), (s2, f2) = list(sizes.items())[:2]
+    return CDAError(f"the {split} images have {len(sizes)} sizes, e.g. {f1} is {s1[1]}x{s1[0]} and {f2} is {s2[1]}x{s2[0]}: "
+                    f"{what}={bs} cannot stack them; set {what}=1 (each image evaluated alone), "
+                    f"or resize or remove the odd files")
+
 def check_run_inputs(cfg: TrainConfig, method) -> dict:
     "Header-check every file a run of `method` (a `Method` class) reads (`CDAError` naming the first bad one); per split: images, labels, label size mismatches."
     m = method
@@ -126,8 +133,10 @@ def check_run_inputs(cfg: TrainConfig, method) -> dict:
     show, out = cfg.progress, {}
     if m.uses_source: out["source"] = check_files(source_dataset(cfg), "source", show)
     if m.uses_target: out["target"] = check_files(Cityscapes(tgt, split="train", labels=m.target_labels), "target train", show)
-    out["val"] = check_files(Cityscapes(tgt, split="val"), "val", show)
-    if has_test_labels(tgt): out["test"] = check_files(Cityscapes(tgt, split="test"), "test", show)
+    for s in ("val", "test") if has_test_labels(tgt) else ("val",):
+        sizes = {}
+        out[s] = check_files(Cityscapes(tgt, split=s), s, show, sizes=sizes)
+        if len(sizes) > 1 and cfg.eval_batch_size > 1: raise _mixed_sizes(s, sizes, cfg.eval_batch_size)
     pre = (cfg.model_kwargs or {}).get("pretrained")
     if pre: load_torch_file(pre, fix="model_kwargs.pretrained must be a plain state dict (torchvision or DeepLab layout)")
     return out
