@@ -14,8 +14,8 @@ from cda_nb.core import write_finished, run_finished
 ROOT = Path(__file__).resolve().parents[1]
 
 def identity_of(folder: Path):
-    "The run's identity from its config.json, when the kit can compute one (None before `training.starts.stored_identity` exists)."
-    try: from cda_nb.training.starts import stored_identity
+    "The run's identity from its config.json, when the kit can compute one (`training.runfolder.stored_identity`)."
+    try: from cda_nb.training.runfolder import stored_identity
     except ImportError: return None
     return stored_identity(folder)
 
