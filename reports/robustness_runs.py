@@ -310,3 +310,33 @@ def _(c): train(**c.p()); (c.run()/"config.json").write_text('[1, 2]'); _cli(run
 def _(c):
     train(**c.p()); _edit_ckpt(c, lambda k: {**k, "model": {n: v.to("meta") for n, v in k["model"].items()}})
     _cli(run_cli_eval, [str(c.run()), "--no-progress"])
+
+# ---------------------------------------------------------------- preemption (a scheduler's signal)
+class _SignalAt3(Method):
+    "source_only that sends itself `sig` inside step 3 (as a scheduler would, mid-step)."
+    key = "_signal3"; sig = _signal.SIGTERM; armed = True
+    def losses(self, src, tgt, step): return {"ce_src": seg_ce(self.run.model(src["image"]).logits, src["label"])}
+    def before_step(self, step):
+        if step == 2 and type(self).armed: type(self).armed = False; os.kill(os.getpid(), type(self).sig)
+
+for _sig in (_signal.SIGTERM, _signal.SIGUSR1):
+    @case("preemption", f"{_sig.name} during step 3 (checkpoints every 5 steps)", ("refused", "preempted at step 3"))
+    def _(c, sig=_sig):
+        _SignalAt3.sig, _SignalAt3.armed = sig, True
+        with registered(_SignalAt3):
+            try: Trainer(**c.p(method="_signal3", iters=6, ckpt_every=5)).fit()
+            finally:
+                ck = torch.load(c.run("_signal3")/"checkpoint.pt", weights_only=True)
+                assert ck["step"] == 3 and not (c.run("_signal3")/"metrics.json").exists(), ck["step"]
+
+@case("preemption", "SIGTERM during step 3, then the same command again", ("ok", None))
+def _(c):
+    _SignalAt3.sig = _signal.SIGTERM
+    with registered(_SignalAt3):
+        _SignalAt3.armed = False; ref = Trainer(**c.p(method="_signal3", iters=6, ckpt_every=5, out_dir=str(c.tmp/"ref"))).fit()
+        _SignalAt3.armed = True
+        try: Trainer(**c.p(method="_signal3", iters=6, ckpt_every=5)).fit()
+        except CDAError as e: assert "preempted at step 3" in str(e)
+        m = Trainer(**c.p(method="_signal3", iters=6, ckpt_every=5)).fit()
+    assert m["miou"] == ref["miou"] and m["per_class_iou"] == ref["per_class_iou"]
+    return f"resumed from its step-3 checkpoint: final metrics identical to an uninterrupted run (cda-train exits 75 when preempted)"
