@@ -72,7 +72,7 @@ def _check_folder(d: Path) -> tuple:
                        "files; replace it with the file itself, or move the run folder out of the runs directory")
     if run_finished(d) is None:
         why = ("no finished.json: the run stopped before its end (killed, crashed) or is still running" if not (d/FINISHED).exists()
-               else "finished.json does not match metrics.json: it was changed or truncated after the run finished")
+               else "finished.json does not match metrics.json: one of them was changed or truncated after the run finished")
         raise CDAError(f"{d} is unfinished ({why}): {FIX_UNFINISHED}")
     m, c = read_json(d/"metrics.json", FIX_DAMAGED), read_json(d/"config.json", FIX_DAMAGED)
     for name, o in (("metrics.json", m), ("config.json", c)):
