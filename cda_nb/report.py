@@ -78,10 +78,15 @@ def _check_folder(d: Path) -> tuple:
     for name, o in (("metrics.json", m), ("config.json", c)):
         if o.get("seed") != seed:
             raise CDAError(f"{d/name} says seed={o.get('seed')!r} in folder seed{seed} (a copied or renamed folder). {FIX_DAMAGED}")
-    if not _number(m.get("miou")) or not isinstance(m.get("per_class_iou"), dict) or \
-       not (m.get("miou_test") is None or _number(m["miou_test"])):
-        raise CDAError(f"{d/'metrics.json'} has no val mIoU (`miou`, a number) and per-class IoU, or a `miou_test` that is "
-                       f"not a number. {FIX_DAMAGED}")
+    name = f"{c.get('method')}" + (f"-{c['tag']}" if c.get("tag") else "")
+    if name != d.parent.name:
+        raise CDAError(f"{d/'config.json'} is the config of a `{name}` run, in folder {d.parent.name}/ (a copied or renamed "
+                       f"folder). {FIX_DAMAGED}")
+    t = m.get("test", {}); ious = lambda x: isinstance(x, dict) and all(v is None or _number(v) for v in x.values())
+    if not _number(m.get("miou")) or not ious(m.get("per_class_iou")) or not (m.get("miou_test") is None or _number(m["miou_test"])) \
+       or not (isinstance(t, dict) and ious(t.get("per_class_iou", {}))):
+        raise CDAError(f"{d/'metrics.json'} has no val mIoU (`miou`, a number) and per-class IoU, or test results that are "
+                       f"not numbers. {FIX_DAMAGED}")
     if (d/"log.jsonl").exists(): read_log(d/"log.jsonl", FIX_DAMAGED)
     return m, c
 

@@ -204,3 +204,15 @@ def _(c):
 @case("report", "one finished run without test among runs with test", ("refused", "no target-test results"))
 def _(c):
     b = _rep_runs(c); _rep_untest(b/"bcl/seed1"); _rep(c, b)
+
+@case("report", "run folder renamed: bcl/seed2 moved to dacs/seed2 (config says bcl)", ("ok", None))
+def _(c):
+    b = _rep_runs(c); (b/"dacs").mkdir(); shutil.move(b/"bcl/seed2", b/"dacs/seed2")
+    txt = _rep(c, b); assert "| dacs |" not in txt
+    return _rep_left(txt, "dacs/seed2", "config of a `bcl` run")
+
+@case("report", "metrics.json with a per-class IoU that is a string, marked", ("ok", None))
+def _(c):
+    b = _rep_runs(c); p = b/"bcl/seed0/metrics.json"; m = json.loads(p.read_text()); m["per_class_iou"]["road"] = "0.9"
+    p.write_text(json.dumps(m)); write_finished(b/"bcl/seed0")
+    return _rep_left(_rep(c, b), "bcl/seed0", "not numbers")
