@@ -4,25 +4,114 @@
 
 # %% ../nbs/11_report.ipynb #7690bcfd
 from __future__ import annotations
-import json, csv, io
+import json, csv, io, os, re, stat, errno, warnings
 from pathlib import Path
 from dataclasses import dataclass, field
 import numpy as np
 from .data import CLASSES19
-from .core import load_torch_file, CDAError
+from .core import load_torch_file, CDAError, run_finished, FINISHED, atomic_write_bytes, atomic_write_text
 
 # %% auto #0
-__all__ = ['PL_KINDS', 'FEATURE_METHODS', 'collect_runs', 'split_metrics', 'summarize', 'gap_closed', 'iou_table', 'has_split',
-           'policy_table', 'iou_csv', 'ablation_table', 'pseudo_label_table', 'feature_figures', 'diagnose_source',
-           'target_bn_eval', 'cached_target_bn_eval', 'target_bn_table', 'ReportInputs', 'write_report']
+__all__ = ['FIX_UNFINISHED', 'FIX_DAMAGED', 'DATA_FIELDS', 'PL_KINDS', 'FEATURE_METHODS', 'read_json', 'read_log', 'RunSet',
+           'scan_runs', 'collect_runs', 'split_metrics', 'summarize', 'gap_closed', 'check_runs', 'report_split',
+           'iou_table', 'has_split', 'policy_table', 'iou_csv', 'ablation_table', 'pseudo_label_table',
+           'feature_figures', 'diagnose_source', 'target_bn_eval', 'cached_target_bn_eval', 'target_bn_table',
+           'ReportInputs', 'write_report']
+
+# %% ../nbs/11_report.ipynb #rdjson01
+def _read_bytes(p, fix: str = "") -> bytes:
+    "The bytes of regular file `p`, opened without following a symbolic link; a `CDAError` naming `p` and `fix` otherwise."
+    try: fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)       # O_NONBLOCK: a fifo does not hang the report
+    except OSError as e:
+        why = "it is a symbolic link (the report follows none)" if e.errno == errno.ELOOP else (e.strerror or str(e))
+        raise CDAError(f"{p} cannot be read: {why}. {fix}".strip()) from e
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode): raise CDAError(f"{p} is not a regular file. {fix}".strip())
+        return f.read()
+
+def read_json(p, fix: str = "") -> dict:
+    "The JSON object in file `p` (read as `_read_bytes`); a `CDAError` naming `p` and `fix` when it is not one (truncated, empty, a list...)."
+    b = _read_bytes(p, fix)
+    try: obj = json.loads(b)
+    except ValueError as e: raise CDAError(f"{p} is not valid JSON ({e}): it is truncated or corrupt. {fix}".strip()) from e
+    if not isinstance(obj, dict): raise CDAError(f"{p} holds a JSON {type(obj).__name__}, not an object. {fix}".strip())
+    return obj
+
+def read_log(p, fix: str = "") -> list:
+    "The records of a run's `log.jsonl`, one JSON object a line; a `CDAError` naming `p`, the line and `fix` for a line that is not one."
+    out = []
+    for i, line in enumerate(_read_bytes(p, fix).decode(errors="replace").splitlines(), 1):
+        try: o = json.loads(line)
+        except ValueError: o = None
+        if not isinstance(o, dict): raise CDAError(f"{p}, line {i}: not a JSON object (truncated or corrupt). {fix}".strip())
+        out.append(o)
+    return out
 
 # %% ../nbs/11_report.ipynb #a9dea0b3
+FIX_UNFINISHED = ("rerun the run's command (its `cda-train` line or the sweep that made it): it resumes from its checkpoint "
+                  "and writes finished.json last; or move the folder out of the runs directory")
+FIX_DAMAGED = "restore the run folder (e.g. `git checkout` it) or rerun the run with resume=False, or move it out of the runs directory"
+
+def _odd_entry(d: Path):
+    "The first symbolic link or special file (fifo, socket, device) among run folder `d`, its row folder and what `d` holds; None when there is none."
+    for p in (d.parent, d):
+        if p.is_symlink() or not p.is_dir(): return p
+    for root, dirs, files in os.walk(d):                  # lists a link to a folder, never enters it
+        for n in sorted(dirs + files):
+            mode = os.lstat(Path(root)/n).st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)): return Path(root)/n
+    return None
+
+def _number(x) -> bool: return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+def _check_folder(d: Path) -> tuple:
+    "(metrics, config) of run folder `d` when the report can count it; else a `CDAError` saying why and what to do."
+    seed, odd = int(d.name[4:]), _odd_entry(d)
+    if odd is not None:
+        raise CDAError(f"{odd} is a symbolic link or not a regular file: the report follows no links and reads only plain "
+                       "files; replace it with the file itself, or move the run folder out of the runs directory")
+    if run_finished(d) is None:
+        why = ("no finished.json: the run stopped before its end (killed, crashed) or is still running" if not (d/FINISHED).exists()
+               else "finished.json does not match metrics.json: one of them was changed or truncated after the run finished")
+        raise CDAError(f"{d} is unfinished ({why}): {FIX_UNFINISHED}")
+    m, c = read_json(d/"metrics.json", FIX_DAMAGED), read_json(d/"config.json", FIX_DAMAGED)
+    for name, o in (("metrics.json", m), ("config.json", c)):
+        if o.get("seed") != seed:
+            raise CDAError(f"{d/name} says seed={o.get('seed')!r} in folder seed{seed} (a copied or renamed folder). {FIX_DAMAGED}")
+    name = f"{c.get('method')}" + (f"-{c['tag']}" if c.get("tag") else "")
+    if name != d.parent.name:
+        raise CDAError(f"{d/'config.json'} is the config of a `{name}` run, in folder {d.parent.name}/ (a copied or renamed "
+                       f"folder). {FIX_DAMAGED}")
+    t = m.get("test", {}); ious = lambda x: isinstance(x, dict) and all(v is None or _number(v) for v in x.values())
+    if not _number(m.get("miou")) or not ious(m.get("per_class_iou")) or not (m.get("miou_test") is None or _number(m["miou_test"])) \
+       or not (isinstance(t, dict) and ious(t.get("per_class_iou", {}))):
+        raise CDAError(f"{d/'metrics.json'} has no val mIoU (`miou`, a number) and per-class IoU, or test results that are "
+                       f"not numbers. {FIX_DAMAGED}")
+    if (d/"log.jsonl").exists(): read_log(d/"log.jsonl", FIX_DAMAGED)
+    return m, c
+
+@dataclass
+class RunSet:
+    "The run folders of a dataset that the report counts, and the ones it left out."
+    runs: dict                     # key (method[-tag]) -> [metrics.json of each counted seed, by seed]
+    folders: dict                  # key -> {seed: run folder}
+    configs: dict                  # key -> {seed: config.json}
+    left_out: list                 # [(run folder, why it was left out and what to do)]
+
+def scan_runs(out_dir, dataset: str) -> RunSet:
+    "The finished run folders `<out_dir>/<dataset>/<key>/seed<N>/` (`_check_folder`), and the others, left out with why."
+    rs = RunSet({}, {}, {}, [])
+    for d in sorted((d for d in Path(out_dir, dataset).glob("*/seed*") if re.fullmatch(r"seed\d+", d.name)), key=str):
+        try: m, c = _check_folder(d)
+        except (CDAError, OSError) as e: rs.left_out.append((d, str(e))); continue
+        k, s = d.parent.name, int(d.name[4:])
+        rs.runs.setdefault(k, []).append(m); rs.folders.setdefault(k, {})[s] = d; rs.configs.setdefault(k, {})[s] = c
+    rs.runs = {k: sorted(v, key=lambda m: m["seed"]) for k, v in rs.runs.items()}
+    return rs
+
 def collect_runs(out_dir, dataset: str) -> dict:
-    "{method folder name: [metrics dicts sorted by seed]} for every finished run of `dataset` under `out_dir`."
-    runs = {}
-    for f in sorted(Path(out_dir, dataset).glob("*/seed*/metrics.json")):
-        runs.setdefault(f.parent.parent.name, []).append(json.loads(f.read_text()))
-    return {k: sorted(v, key=lambda m: m["seed"]) for k, v in runs.items()}
+    "{method folder name: [metrics dicts sorted by seed]} for every finished run of `dataset` under `out_dir` (`scan_runs`)."
+    return scan_runs(out_dir, dataset).runs
 
 # %% ../nbs/11_report.ipynb #ece2abb7
 def _ms(xs):
@@ -45,6 +134,63 @@ def summarize(metrics_list: list, split: str = "val") -> dict:
 def gap_closed(miou, src, oracle):
     "Share of the source-only -> oracle gap closed by a method with mean mIoU `miou`."
     return None if None in (miou, src, oracle) or oracle == src else (miou - src) / (oracle - src)
+
+# %% ../nbs/11_report.ipynb #chkrun01
+DATA_FIELDS = ("dataset", "data_root", "source_root", "target_root", "benchmark_seed", "minicity_version")
+_FREE = {"seed", "cda_nb_version", "torch_version"}            # besides the plumbing: may differ between the seeds of a row
+
+def _settings(c: dict, seed: int) -> dict:
+    """The settings of `config.json` `c` that the seeds of a row must share: all but the free fields and the plumbing
+    (`training.starts`), `method_hp` field by field, a path through the run's own seed folder written `seed<N>`."""
+    from cda_nb.training.starts import _PLUMBING
+    out = {}
+    for k, v in c.items():
+        if k in _FREE or k in _PLUMBING: continue
+        if k == "method_hp" and isinstance(v, dict): out.update({f"method_hp.{n}": x for n, x in v.items()}); continue
+        out[k] = re.sub(rf"(?<![^/])seed{seed}(?![^/])", "seed<N>", v) if isinstance(v, str) else v
+    return out
+
+def _differing(cfgs: dict) -> dict:
+    "{field: {seed: value}} where the settings {seed: dict} disagree; a field that some do not record is compared among the others."
+    out = {}
+    for k in sorted(set().union(*cfgs.values())):
+        vals = {s: c[k] for s, c in cfgs.items() if k in c}
+        if len({json.dumps(v, sort_keys=True) for v in vals.values()}) > 1: out[k] = vals
+    return out
+
+def _some(ds, n=3) -> str:
+    ds = [str(d) for d in ds]
+    return ", ".join(ds[:n]) + (f" and {len(ds) - n} more" if len(ds) > n else "")
+
+def check_runs(rs: RunSet):
+    "Refuse (`CDAError`) a report whose rows would average seeds of different settings, or compare runs on different data."
+    for k, cs in rs.configs.items():
+        diff = _differing({s: _settings(c, s) for s, c in cs.items()})
+        if not diff: continue
+        what = "were trained on different data" if set(diff) & set(DATA_FIELDS) else "differ in more than their seed"
+        raise CDAError(f"the seeds of row `{k}` {what}, so they are not averaged: " +
+                       "; ".join(f"{f}: " + ", ".join(f"{rs.folders[k][s]} has {v!r}" for s, v in vals.items())
+                                 for f, vals in diff.items()) +
+                       ". Rerun the seeds that differ (resume=False) with the row's data and settings, or give the variant its own tag")
+    for f in DATA_FIELDS:
+        vals = {}
+        for k, cs in rs.configs.items():
+            for s, c in cs.items():
+                if f in c: vals.setdefault(json.dumps(c[f]), []).append(rs.folders[k][s])
+        if len(vals) > 1:
+            raise CDAError(f"the runs are on different data ({f}): " + "; ".join(f"{v} in {_some(ds)}" for v, ds in vals.items()) +
+                           ". A report compares runs on one data set: move the runs of the other data to their own runs "
+                           "directory (and report them there), or rerun them on this data")
+
+def report_split(rs: RunSet) -> str:
+    "'test' when every counted run has target-test results, 'val' when none has (no test split); a mix is a `CDAError` naming the runs without."
+    no = [rs.folders[k][m["seed"]] for k, ms in rs.runs.items() for m in ms if split_metrics(m, "test")[0] is None]
+    n = sum(map(len, rs.runs.values()))
+    if not no: return "test"
+    if len(no) == n: return "val"
+    raise CDAError(f"{len(no)} of the {n} finished runs have no target-test results (`miou_test`): {_some(no, 5)}. A report is "
+                   "on test, or on val when no run has test (a data set without a test split), never both: rerun those runs "
+                   "on data with its test split, or move them out of the runs directory")
 
 # %% ../nbs/11_report.ipynb #9e10e862
 def _fmt(t, pct=True):
@@ -147,7 +293,7 @@ def feature_figures(runs_dir, dataset, methods=("source_only", "bcl"), seed=0, o
         mats[m] = prototype_distances(ps, pt, pres_s, pres_t); res["diagonal_ratio"][m] = diagonal_ratio(mats[m])
     if not feats: return res
     classes = [CLASSES19[c] for c in range(len(CLASSES19)) if all(np.isfinite(mm[c, c]) for mm in mats.values())]
-    fig = viz.plot_proto_distances(mats, classes); fig.savefig(out/"proto_distances.png", dpi=110, bbox_inches="tight"); plt.close(fig)
+    _save(viz.plot_proto_distances(mats, classes), out/"proto_distances.png")
     res["proto_distances"] = "proto_distances.png"
     for how in ("tsne", "umap"):
         fig, axs = plt.subplots(1, len(feats), figsize=(5 * len(feats), 5), squeeze=False)
@@ -155,7 +301,7 @@ def feature_figures(runs_dir, dataset, methods=("source_only", "bcl"), seed=0, o
             emb = viz.embed_2d(torch.cat([fs, ft]), how, seed)
             viz.plot_embedding(emb, torch.cat([ys, yt]).numpy(), np.r_[np.zeros(len(ys)), np.ones(len(yt))], ax=ax,
                                title=f"{m}: {how.upper()} (o source, x target)")
-        fig.tight_layout(); fig.savefig(out/f"{how}.png", dpi=110, bbox_inches="tight"); plt.close(fig)
+        fig.tight_layout(); _save(fig, out/f"{how}.png")
         res[how] = f"{how}.png"
     return res
 
@@ -214,8 +360,9 @@ def target_bn_eval(run_dir, batch_size: int = 8) -> dict:
 def _target_bn_cache(d):
     "(key, the cached result or None) of run folder `d`: valid while its `metrics.json` is unchanged."
     import hashlib
-    key = hashlib.sha256((d/"metrics.json").read_bytes()).hexdigest()[:16]
-    r = json.loads((d/"target_bn.json").read_text()) if (d/"target_bn.json").is_file() else {}
+    key = hashlib.sha256(_read_bytes(d/"metrics.json", FIX_DAMAGED)).hexdigest()[:16]
+    r = read_json(d/"target_bn.json", "delete it: the report recomputes it from the run's checkpoint.pt, or restore it (`git checkout`)") \
+        if os.path.lexists(d/"target_bn.json") else {}
     return key, (r if r.get("metrics_sha256") == key else None)
 
 def cached_target_bn_eval(run_dir) -> dict:
@@ -255,16 +402,30 @@ class ReportInputs:
     dataset: str
     out: Path                      # report_dir/dataset
     figs: dict                     # figure file name -> matplotlib figure, written at the end
-    split: str                     # "test" when every run has it, else "val"
+    split: str                     # "test" when every run has it, "val" when none has (`report_split`)
     rows: list = field(default_factory=list)   # the ablation rows (run folder, caption, params) of the experiments file
+    folders: dict = field(default_factory=dict)   # key -> {seed: run folder} (`scan_runs`); empty: <runs_dir>/<dataset>/<key>/seed<N>
+    left_out: list = field(default_factory=list)  # the run folders not counted, with why (`scan_runs`)
+
+def _run(r: ReportInputs, k: str, seed: int):
+    "The counted run folder of row `k`, seed `seed`, or None when that seed is not counted."
+    if not r.folders: return Path(r.runs_dir)/r.dataset/k/f"seed{seed}"
+    return r.folders.get(k, {}).get(seed)
 
 def _results(r: ReportInputs) -> list:
     "The headline: the method × class table on test (val beside it), or on val when there is no test split."
     head = ("Target **test**, per-class IoU (%), mean ± std over seeds, with target val mIoU beside (every setting was chosen "
-            "on val). " if r.split == "test" else "Target val, per-class IoU (%), mean ± std over seeds. ")
+            "on val). " if r.split == "test" else "Target val, per-class IoU (%), mean ± std over seeds: no run has target-test "
+            "results (a data set without a test split), so the whole report is on val. ")
     return [f"# {r.dataset}: results", "", head + "*Δ vs source_only* = mIoU gain over `source_only` trained under the same "
             "augmentation policy; *gap closed* = share of the source-only → oracle mIoU gap a method closes.", "",
             iou_table(r.runs, r.order, split=r.split)]
+
+def _left_out(r: ReportInputs) -> list:
+    "The run folders the report did not count (`scan_runs`), each with why and what to do."
+    if not r.left_out: return []
+    return ["## Run folders left out", "", f"Not counted in any table ({len(r.left_out)}):", ""] + \
+           [f"- `{d}`: {why}" for d, why in r.left_out] + [""]
 
 def _gains(r: ReportInputs) -> list:
     """The summary chart: each method's paired gain over `source_only` and over the `adabn` control (same seed, same source
@@ -295,7 +456,7 @@ def _augmentation(r: ReportInputs) -> list:
 def _target_bn(r: ReportInputs) -> list:
     "Every method with BatchNorm statistics re-estimated on target (`target_bn_table`), its numbers in `target_bn.json`."
     tb, nums = target_bn_table(r.runs_dir, r.dataset, r.runs, r.order)
-    (r.out/"target_bn.json").write_text(json.dumps(nums, indent=1))
+    atomic_write_text(r.out/"target_bn.json", json.dumps(nums, indent=1))
     return ["## Every method with target BatchNorm statistics (AdaBN after training)", "",
             "Each run's checkpoint with its BatchNorm statistics re-estimated over the unlabelled target-train images "
             "(`report.target_bn_eval`; weights unchanged), scored on test and val: every method on the footing of the "
@@ -304,10 +465,10 @@ def _target_bn(r: ReportInputs) -> list:
 def _diagnosis(r: ReportInputs) -> list:
     "Reliability of the seed-0 source-only model(s) on target train and the CBST labels they would make (`diagnose_source`)."
     from cda_nb import viz
-    base = Path(r.runs_dir)/r.dataset
-    if not (base/"source_only"/"seed0"/"checkpoint.pt").exists(): return []
-    dg = {"source_only": diagnose_source(base/"source_only"/"seed0")}
-    if (base/"source_only-geo"/"seed0"/"checkpoint.pt").exists(): dg["source_only-geo"] = diagnose_source(base/"source_only-geo"/"seed0")
+    so, geo = _run(r, "source_only", 0), _run(r, "source_only-geo", 0)
+    if not (so and (so/"checkpoint.pt").exists()): return []
+    dg = {"source_only": diagnose_source(so)}
+    if geo and (geo/"checkpoint.pt").exists(): dg["source_only-geo"] = diagnose_source(geo)
     r.figs["reliability.png"] = viz.plot_reliability({k: v["reliability"] for k, v in dg.items()},
                                                       title="source-only (seed 0) on target train: confidence vs accuracy")
     lines = ["## Diagnosis: is the source model's confidence informative on the target?", "",
@@ -359,17 +520,16 @@ def _pseudo_labels(r: ReportInputs, curve_of: str = "bcl") -> list:
 def _bias_norms(r: ReportInputs, method: str = "bcl") -> list:
     "The per-class domain-bias norms over training of `method`'s seed-0 run (bcl supplement Fig. 3)."
     from cda_nb import viz
-    from cda_nb.core import read_jsonl
-    log = Path(r.runs_dir)/r.dataset/method/"seed0"/"log.jsonl"
-    if not log.exists(): return []
-    r.figs["bias_norms.png"] = viz.plot_bias_norms(read_jsonl(log))
+    run = _run(r, method, 0)
+    if not (run and (run/"log.jsonl").exists()): return []
+    r.figs["bias_norms.png"] = viz.plot_bias_norms(read_log(run/"log.jsonl", FIX_DAMAGED))
     return ["## Domain bias over training (bcl supplement Fig. 3)", "", "![bias norms](figures/bias_norms.png)", ""]
 
 FEATURE_METHODS = ("source_only", "bcl", "dacs", "cluda", "ucda")   # the methods of the feature figures (bcl Fig. 5)
 
 def _features(r: ReportInputs, methods=FEATURE_METHODS) -> list:
     "t-SNE / UMAP of pixel features and cross-domain prototype distances of `methods` (seed 0; `feature_figures`)."
-    ff = feature_figures(r.runs_dir, r.dataset, [m for m in methods if m in r.runs], seed=0, out=r.out/"figures")
+    ff = feature_figures(r.runs_dir, r.dataset, [m for m in methods if m in r.runs and _run(r, m, 0)], seed=0, out=r.out/"figures")
     if "tsne" not in ff: return []
     return ["## Features (bcl Fig. 5) and prototype distances", "",
             "Pixel features of source (o) and target val (x) images, coloured by ground-truth class (seed 0).", "",
@@ -381,38 +541,40 @@ def _features(r: ReportInputs, methods=FEATURE_METHODS) -> list:
 # %% ../nbs/11_report.ipynb #3019a798
 def _cost(r: ReportInputs) -> list:
     "Median seconds per iteration, training seconds and peak memory of each method."
-    sec = {k: np.median([m["sec_per_iter"] for m in r.runs[k] if "sec_per_iter" in m]) for k in r.order}
+    med = lambda ms, f: np.median(v) if (v := [m[f] for m in ms if _number(m.get(f))]) else float("nan")   # nan: not recorded
+    sec = {k: med(r.runs[k], "sec_per_iter") for k in r.order}
     lines = ["## Cost", "", "| method | median s/iter | median train s | median peak RSS (MiB) | device |", "|---|---|---|---|---|"]
     for k in r.order:
         ms = r.runs[k]
-        lines.append(f"| {k} | {sec[k]:.3f} | {np.median([m['train_seconds'] for m in ms]):.0f} | "
-                     f"{np.median([m['peak_rss_mb'] for m in ms]):.0f} | {ms[0].get('device', '?')} |")
+        lines.append(f"| {k} | {sec[k]:.3f} | {med(ms, 'train_seconds'):.0f} | "
+                     f"{med(ms, 'peak_rss_mb'):.0f} | {ms[0].get('device', '?')} |")
     return lines
 
 _RUN_FIGURES = ("predictions.png", "per_class_iou.png", "curves.png")
 
 def _save(fig, path):
-    "Write `fig` as the kit writes every figure (110 dpi, tight) and close it."
+    """Write `fig` as the kit writes every figure (110 dpi, tight) and close it: rendered in memory, then written with
+    `core.atomic_write_bytes` (a temp file renamed over `path`: a link at `path` is replaced, never written through)."""
     import matplotlib.pyplot as plt
-    fig.savefig(path, dpi=110, bbox_inches="tight"); plt.close(fig)
+    b = io.BytesIO(); fig.savefig(b, format="png", dpi=110, bbox_inches="tight"); plt.close(fig)
+    atomic_write_bytes(path, b.getvalue())
 
 def _run_figures(r: ReportInputs) -> list:
     """Each method's first seed's figures: training curves and per-class IoU redrawn from its `log.jsonl` and
     `metrics.json` (so a report shows the kit's current figures whenever the run trained), the predictions and the
     method's own figures (ucda's UMAP, sdca's PDD, ...) copied as the run wrote them (they need its weights)."""
     from cda_nb import viz
-    from cda_nb.core import read_jsonl
     lines = ["", "## Figures", "", "![mIoU by method](figures/miou_by_method.png)", ""]
     for k in r.order:
-        m0 = r.runs[k][0]; run = Path(r.runs_dir)/r.dataset/k/f"seed{m0['seed']}"; seed0 = run/"figures"
+        m0 = r.runs[k][0]; run = _run(r, k, m0["seed"]); seed0 = run/"figures"
         redraw = {"curves.png": (run/"log.jsonl").is_file(), "per_class_iou.png": bool(m0.get("per_class_iou"))}
         for f in _RUN_FIGURES:                         # copied only what cannot be redrawn here
-            if not redraw.get(f) and (seed0/f).exists(): (r.out/"figures"/f"{k}_{f}").write_bytes((seed0/f).read_bytes())
-        if redraw["curves.png"]: _save(viz.plot_curves(read_jsonl(run/"log.jsonl"), title=f"{k} seed {m0['seed']}"), r.out/"figures"/f"{k}_curves.png")
+            if not redraw.get(f) and (seed0/f).exists(): atomic_write_bytes(r.out/"figures"/f"{k}_{f}", _read_bytes(seed0/f, FIX_DAMAGED))
+        if redraw["curves.png"]: _save(viz.plot_curves(read_log(run/"log.jsonl", FIX_DAMAGED), title=f"{k} seed {m0['seed']}"), r.out/"figures"/f"{k}_curves.png")
         if redraw["per_class_iou.png"]: _save(viz.plot_iou_bars(m0["per_class_iou"], title=f"{k} seed {m0['seed']}: val mIoU {100 * m0['miou']:.1f}"),
                                               r.out/"figures"/f"{k}_per_class_iou.png")
         own = sorted(f.name for f in seed0.glob("*.png") if f.name not in _RUN_FIGURES) if seed0.is_dir() else []
-        for f in own: (r.out/"figures"/f"{k}_{f}").write_bytes((seed0/f).read_bytes())
+        for f in own: atomic_write_bytes(r.out/"figures"/f"{k}_{f}", _read_bytes(seed0/f, FIX_DAMAGED))
         if (r.out/"figures"/f"{k}_predictions.png").exists():
             lines += [f"### {k} (seed {r.runs[k][0]['seed']})", "", f"![{k} predictions](figures/{k}_predictions.png)",
                       f"![{k} per-class IoU](figures/{k}_per_class_iou.png)", f"![{k} curves](figures/{k}_curves.png)", ""]
@@ -435,21 +597,31 @@ def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=No
                  diagnose: bool = False, target_bn: bool = False, experiments=None) -> Path:
     """Write `report_dir/dataset/{README.md,results.csv,figures/}` from the runs under `runs_dir`; returns the README path.
     `experiments` (an experiments file, `13_experiments`) names the ablation rows and their captions, and every run folder
-    must be one of its entries; without it there is no ablation table."""
+    must be one of its entries; without it there is no ablation table. Only finished run folders count (`scan_runs`; the
+    others are listed in the report); seeds of different settings, runs on different data (`check_runs`), a mix of runs
+    with and without test (`report_split`) and a report folder or `figures/` that is a symbolic link are refused."""
     import matplotlib.pyplot as plt
     from cda_nb import viz
-    runs = collect_runs(runs_dir, dataset)
-    if not runs: raise FileNotFoundError(f"no finished runs (metrics.json) under {Path(runs_dir)/dataset}")
+    rs = scan_runs(runs_dir, dataset); runs = rs.runs
+    if not runs: raise FileNotFoundError(f"no finished runs (finished.json) under {Path(runs_dir)/dataset}" +
+                                         "".join(f"; left out: {why}" for _, why in rs.left_out[:5]))
+    check_runs(rs); split = report_split(rs)
     rows = _experiment_rows(experiments, runs, Path(runs_dir)/dataset)
-    out = Path(report_dir)/dataset; (out/"figures").mkdir(parents=True, exist_ok=True)
+    out = Path(report_dir)/dataset
+    for p in (out, out/"figures"):
+        if p.is_symlink(): raise CDAError(f"{p} is a symbolic link: the report writes into its own folder, never through a "
+                                          f"link; remove the link (`rm {p}`) or choose another report_dir")
+    (out/"figures").mkdir(parents=True, exist_ok=True)
     order = [k for k in (order or sorted(runs, key=lambda k: (k != "source_only", k == "oracle", k))) if k in runs]
-    (out/"results.csv").write_text(iou_csv(runs))
+    atomic_write_text(out/"results.csv", iou_csv(runs))
     r = ReportInputs(runs, order, Path(runs_dir), dataset, out, {"miou_by_method.png": viz.plot_miou_by_method(runs, order)},
-                     "test" if has_split(runs, "test") else "val", rows)
-    sections = [_results, _gains, _augmentation, *([_target_bn] if target_bn else []), *([_diagnosis] if diagnose else []),
+                     split, rows, rs.folders, rs.left_out)
+    sections = [_results, _left_out, _gains, _augmentation, *([_target_bn] if target_bn else []), *([_diagnosis] if diagnose else []),
                 _calibration, _ablations, _pseudo_labels, _bias_norms, *([_features] if features else [])]
     lines = [line for s in sections for line in s(r)] + ([notes, ""] if notes else []) + _cost(r) + _run_figures(r)
-    for name, fig in r.figs.items(): fig.savefig(out/"figures"/name, dpi=110, bbox_inches="tight"); plt.close(fig)
+    for name, fig in r.figs.items(): _save(fig, out/"figures"/name)
     if command: lines += ["## Regenerate", "", "```bash", command, "```", ""]
-    (out/"README.md").write_text("\n".join(lines))
+    atomic_write_text(out/"README.md", "\n".join(lines))
+    if rs.left_out: warnings.warn(f"{len(rs.left_out)} run folder(s) left out of the report (listed in {out/'README.md'}): " +
+                                  "; ".join(why for _, why in rs.left_out[:3]))
     return out/"README.md"
