@@ -269,6 +269,6 @@ def _(c): Cityscapes(c.data/"cityscapes", split=None)
 @case("inputs", "split 'train_extra' (a valid name, no folder)", ("refused", "Cityscapes image folder missing"))
 def _(c): Cityscapes(c.data/"cityscapes", split="train_extra")
 
-@case("inputs", "split name '../x' to cda-eval (a run's checkpoint)", ("refused", "is not a split name"))
+@case("inputs", "split name '../x' to cda-eval (a run's checkpoint)", ("refused", "split='../x' is not valid"))
 def _(c):
     train(**c.p()); _in_exit(lambda: run_cli_eval([str(c.run()), "--split", "../x", "--data_root", str(c.data)]))
