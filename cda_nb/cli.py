@@ -12,38 +12,15 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 from .core import CDAError, atomic_write_json, get_device, run_dir, load_torch_file
+from .yamlio import *
+from .yamlio import _Loader, _SafeLoader
 
 # %% auto #0
-__all__ = ['YAML_MAX_BYTES', 'RELEASED_MODELS', 'RELEASED_PROTOCOLS', 'YAMLAliasError', 'parse_value', 'parse_overrides',
-           'load_yaml', 'read_yaml_file', 'read_yaml_config', 'load_run_config', 'train_help', 'run_cli_train',
-           'cda_train', 'mmseg_slide_boxes', 'ReleasedProtocol', 'released_network', 'evaluate_released',
-           'run_cli_eval', 'cda_eval']
+__all__ = ['RELEASED_MODELS', 'RELEASED_PROTOCOLS', 'parse_value', 'parse_overrides', 'read_yaml_config', 'load_run_config',
+           'train_help', 'run_cli_train', 'cda_train', 'mmseg_slide_boxes', 'ReleasedProtocol', 'released_network',
+           'evaluate_released', 'run_cli_eval', 'cda_eval']
 
 # %% ../nbs/12_cli.ipynb #c185a972
-class YAMLAliasError(yaml.YAMLError):
-    "A YAML alias (`*name`) met while composing: the kit's YAML has none (see `load_yaml`)."
-    def __init__(self, anchor, mark): self.anchor, self.mark = anchor, mark; super().__init__(f"alias *{anchor}")
-
-class _NoAliases:
-    "Composer mixin: refuse every alias, so a small file cannot expand into a huge nested value ('billion laughs')."
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            ev = self.peek_event(); raise YAMLAliasError(ev.anchor, ev.start_mark)
-        return super().compose_node(parent, index)
-
-class _SafeLoader(_NoAliases, yaml.SafeLoader):
-    "`yaml.SafeLoader` without aliases (the experiments files)."
-
-class _Loader(_NoAliases, yaml.SafeLoader):
-    "SafeLoader that also reads `1e-3` as a float (and refuses aliases)."
-_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""^(?:
-     [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
-
 def parse_value(s: str):
     "A command-line value read as YAML (`1e-3` is a float; an empty value is '')."
     if s.strip() == "": return ""
@@ -67,29 +44,6 @@ def parse_overrides(items) -> dict:
         if not k.strip(): raise CDAError(f"empty key in {it!r}")
         _set_dotted(out, k.strip(), parse_value(v))
     return out
-
-# %% ../nbs/12_cli.ipynb #yb000002
-YAML_MAX_BYTES = 4 << 20          # a config or experiments file: the shipped ones are a few KiB
-
-def load_yaml(text: str, where, loader=None):
-    "YAML `text` read with `loader` (default `_Loader`); `CDAError` naming `where` (a file or parameter) for an alias or over `YAML_MAX_BYTES`."
-    n = len(text.encode()) if isinstance(text, str) else len(text)
-    if n > YAML_MAX_BYTES:
-        raise CDAError(f"{where}: {n} bytes of YAML, more than the {YAML_MAX_BYTES >> 20} MiB the kit reads; "
-                       f"a config is a short mapping of parameters: split it or use `base:` files")
-    try: return yaml.load(text, Loader=loader or _Loader)
-    except YAMLAliasError as e:
-        raise CDAError(f"{where}: YAML aliases are not supported (*{e.anchor} at line {e.mark.line + 1}): they can expand a "
-                       f"small file into a huge value; write the value out in full (or share settings with `base:` files)") from None
-
-def read_yaml_file(path, loader=None):
-    "The YAML file `path` read with `load_yaml`; its size is checked before it is read."
-    p = Path(path)
-    n = p.stat().st_size
-    if n > YAML_MAX_BYTES:
-        raise CDAError(f"{p}: {n} bytes, more than the {YAML_MAX_BYTES >> 20} MiB of YAML the kit reads; "
-                       f"is it the right file? a config is a short mapping of parameters")
-    return load_yaml(p.read_text(), p, loader)
 
 # %% ../nbs/12_cli.ipynb #4cdb6ab8
 def _merge(base: dict, over: dict) -> dict:

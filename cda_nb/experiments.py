@@ -16,7 +16,7 @@ from .methods.base import METHODS
 import cda_nb.training.trainer                       # registers every method
 from .training.config import TrainConfig, make_config
 from .training.starts import source_identity, config_diff
-from .cli import read_yaml_file, _SafeLoader   # bounded YAML: no aliases, at most 4 MiB (12_cli)
+from .yamlio import read_yaml_file, _SafeLoader   # bounded YAML: no aliases, at most 4 MiB (00c_yaml)
 
 EXPERIMENT_KEYS = {"benchmark", "train", "seeds", "legacy", "runs"}
 RUN_KEYS = {"run", "method", "seeds", "params", "config", "start", "threads", "tables", "caption"}

@@ -137,7 +137,7 @@ def gap_closed(miou, src, oracle):
 
 # %% ../nbs/11_report.ipynb #chkrun01
 DATA_FIELDS = ("dataset", "data_root", "source_root", "target_root", "benchmark_seed", "minicity_version")
-_FREE = {"seed", "cda_nb_version", "torch_version"}            # besides the plumbing: may differ between the seeds of a row
+_FREE = {"seed", "cda_nb_version", "torch_version", "identity"}            # besides the plumbing: may differ between the seeds of a row
 
 def _settings(c: dict, seed: int) -> dict:
     """The settings of `config.json` `c` that the seeds of a row must share: all but the free fields and the plumbing

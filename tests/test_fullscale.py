@@ -120,6 +120,8 @@ def test_committed_source_run_counts_absent_fields_as_defaults(tmp_path):
     stored.pop("warmup_iters")
     (d/"config.json").write_text(json.dumps(stored))
     for f in ("metrics.json", "checkpoint.pt"): (d/f).write_text("{}")
+    from cda_nb.core import write_finished
+    write_finished(d)                                                       # finished by its marker (issue 23)
     assert committed_source_run(cfg, root=tmp_path) == d
     stored["lr"] = 0.5; (d/"config.json").write_text(json.dumps(stored))
     assert committed_source_run(cfg, root=tmp_path) is None

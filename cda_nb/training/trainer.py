@@ -116,8 +116,8 @@ class RunServices(RunData):
     def initial_state(self):
         "The model weights this run started from (None: fresh weights); stages that restart from them (bcl, sdca) call this."
         if not self.init_from: return None
-        fix = (f"This run ({self.dir}) starts from it (init={self.cfg.init or 'source_only'!r}); restore that file (a "
-               f"checkpoint.pt written by the kit, or a plain state dict), or pass resume=False to start afresh.")
+        fix = (f"This run ({self.dir}) starts from it (init={self.cfg.init or 'source_only'!r}); restore that checkpoint.pt "
+               f"(written by the kit; a plain state dict also does), or pass resume=False to start afresh.")
         return weights_of(load_torch_file(self.init_from, map_location=self.device, fix=fix), self.init_from, fix)
 
     def pretrained_model(self):
