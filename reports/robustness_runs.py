@@ -340,3 +340,18 @@ def _(c):
         m = Trainer(**c.p(method="_signal3", iters=6, ckpt_every=5)).fit()
     assert m["miou"] == ref["miou"] and m["per_class_iou"] == ref["per_class_iou"]
     return f"resumed from its step-3 checkpoint: final metrics identical to an uninterrupted run (cda-train exits 75 when preempted)"
+
+# ---------------------------------------------------------------- planted files of the wrong kind
+@case("links", "the run folder's .lock is a folder", ("refused", "not a regular file"))
+def _(c): (c.run()/".lock").mkdir(parents=True); train(**c.p())
+
+@case("links", "figures is a file in the run folder", ("refused", "figures is a file"))
+def _(c): Trainer(**c.p(iters=4)).fit(stop_at=2); shutil.rmtree(c.run()/"figures"); (c.run()/"figures").write_text("x"); train(**c.p(iters=4))
+
+@case("links", "superseded is a file, then resume=False", ("refused", "superseded is a file"))
+def _(c): train(**c.p()); (c.run()/"superseded").write_text("x"); train(**c.p(resume=False))
+
+@case("links", "checkpoint.pt is a link to another run's checkpoint", ("refused", "symbolic link"))
+def _(c):
+    train(**c.p(out_dir=str(c.tmp/"other"))); Trainer(**c.p(iters=4)).fit(stop_at=2); (c.run()/"checkpoint.pt").unlink()
+    os.symlink(c.tmp/"other/minicity/source_only/seed0/checkpoint.pt", c.run()/"checkpoint.pt"); Trainer(**c.p(iters=4))

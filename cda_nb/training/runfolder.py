@@ -138,8 +138,10 @@ class RunLock:
         self.folder.mkdir(parents=True, exist_ok=True)
         key = str(self.path.resolve())
         if key in RunLock._held: RunLock._held[key][1] += 1; self.key = key; return self
-        if self.path.is_symlink(): raise CDAError(f"{self.path} is a symbolic link: remove it (the kit keeps its lock there)")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
+            raise CDAError(f"{self.path} is a symbolic link or not a regular file: remove it (the kit keeps the run folder's lock there)")
+        try: fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as e: raise named_oserror(e, self.path) from e
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP):
@@ -183,6 +185,9 @@ def tidy_run_folder(folder) -> list:
     folder = Path(folder); gone = []
     f = folder/"figures"
     if f.is_symlink(): raise CDAError(f"{f} is a symbolic link (to {os.readlink(f)}): the kit never writes through links; remove it")
+    for name in ("figures", "superseded"):
+        if (folder/name).exists() and not (folder/name).is_dir():
+            raise CDAError(f"{folder/name} is a file: the run keeps a folder of that name there; move the file away")
     for sub in (folder, folder/"figures"):
         if not sub.is_dir(): continue
         for p in sub.iterdir():
