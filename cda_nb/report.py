@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from .data import CLASSES19
 from .core import load_torch_file, CDAError, run_finished, FINISHED, atomic_write_bytes, atomic_write_text
+from .comparisons import compare, fmt_compare
 
 # %% auto #0
 __all__ = ['FIX_UNFINISHED', 'FIX_DAMAGED', 'DATA_FIELDS', 'PL_KINDS', 'FEATURE_METHODS', 'read_json', 'read_log', 'RunSet',
@@ -248,12 +249,17 @@ def iou_csv(runs: dict) -> str:
 def ablation_table(runs: dict, rows: list) -> str:
     """Markdown table of mIoU (mean ± std over seeds) on test (when the runs have it) and val for the ablation `rows`
     ((run folder, caption, params), as `Experiments.rows("ablations")`) that have runs."""
+    from cda_nb.comparisons import compare
     test = has_split({k: runs[k] for k, _, _ in rows if k in runs}, "test")
-    out = ["| run folder | variant | " + ("mIoU test | " if test else "") + "mIoU val | seeds |", "|---|---|---|---|" + ("---|" if test else "")]
+    split = "test" if test else "val"
+    out = ["| run folder | variant | " + ("mIoU test | " if test else "") + f"mIoU val | seeds | Δ {split} vs its method, paired [95 % CI] |",
+           "|---|---|---|---|---|" + ("---|" if test else "")]
     for key, name, _ in rows:
         if key not in runs: continue
-        s = summarize(runs[key])
-        out.append(f"| `{key}` | {name} | " + (f"{_fmt(summarize(runs[key], 'test')['miou'])} | " if test else "") + f"{_fmt(s['miou'])} | {s['n']} |")
+        s = summarize(runs[key]); base = key.split("-")[0]
+        vs = (f"vs `{base}`: {fmt_compare(compare(runs, key, base, split))}" if base != key and base in runs else "–")
+        out.append(f"| `{key}` | {name} | " + (f"{_fmt(summarize(runs[key], 'test')['miou'])} | " if test else "") +
+                   f"{_fmt(s['miou'])} | {s['n']} | {vs} |")
     return "\n".join(out) + "\n"
 
 PL_KINDS = ["static", "dynamic_uncalibrated", "dynamic_calibrated", "hybrid",
@@ -434,15 +440,37 @@ def _gains(r: ReportInputs) -> list:
     g = viz.paired_gains(r.runs, r.split, methods=[k for k in r.order if "-" not in k and k != "oracle"])
     if not g: return []
     r.figs["gains.png"] = viz.plot_gains(g, title=f"target {r.split} mIoU gain (points) over the baselines: same seed, same source model")
+    from cda_nb.comparisons import compare
     cols = list(dict.fromkeys(b for v in g.values() for b in v))
-    cell = lambda d: "–" if not d else "{:+.1f} ± {:.1f} ({})".format(*_ms(list(d.values())))       # std over seeds, ddof 1
+    def cell(k, b):
+        d = g[k].get(b)
+        if not d: return "–"
+        c = compare(r.runs, k, b[3:], r.split)
+        return f"{fmt_compare(c, verdict=False)} ({c['n']})" + ("" if c["n"] < 2 or c["lo"] > 0 or c["hi"] < 0 else " n.d.")
     return (["## Gains over source-only and over the AdaBN control", "",
              f"Each method's target {r.split} mIoU minus that of the baseline run of the **same seed** (the same source model "
-             "and data order), in points: mean ± std over seeds (number of seeds). `adabn` is source-only with target "
-             "batches through BatchNorm: a gain over it is what a method adds beyond re-estimated statistics.", "",
+             "and data order), in points: mean [95 % Student-t interval] (number of seeds); **bold** where the interval "
+             "excludes zero, *n.d.* where it does not: not distinguishable at that number of seeds (`08b_comparisons`). "
+             "`adabn` is source-only with target batches through BatchNorm: a gain over it is what a method adds beyond "
+             "re-estimated statistics.", "",
              "| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)] +
-            [f"| `{k}` | " + " | ".join(cell(v.get(b)) for b in cols) + " |" for k, v in g.items()] +
+            [f"| `{k}` | " + " | ".join(cell(k, b) for b in cols) + " |" for k in g] +
             ["", "![gains](figures/gains.png)", ""])
+
+def _paired(r: ReportInputs) -> list:
+    """Every method against every other (row − column), per-seed paired differences with 95 % t intervals: what the
+    seeds can and cannot tell apart (`comparisons.pairwise_table`); the headline methods, without tags, oracle left out."""
+    from cda_nb.comparisons import pairwise_table, distinguishable
+    ms = [k for k in r.order if "-" not in k and k != "oracle"]
+    if len(ms) < 2: return []
+    told, pairs = distinguishable(r.runs, ms, r.split)
+    return (["## Paired comparisons between methods", "",
+             f"Row minus column, target {r.split} mIoU in points: the mean of the per-seed differences (same seed: same "
+             f"source model and data order) [95 % Student-t interval over seeds]; **bold** where the interval excludes "
+             f"zero. Of the {pairs} pairs, **{told}** are told apart at this number of seeds; every other ordering of two "
+             f"methods in this report is *not distinguishable* at it, however their means compare. With 3 seeds the "
+             f"interval is mean ± 2.5 standard deviations of the differences (t(0.975, 2) = 4.30).", "",
+             pairwise_table(r.runs, ms, r.split), ""])
 
 def _augmentation(r: ReportInputs) -> list:
     "The augmentation policy of each run, when the runs recorded it."
@@ -616,7 +644,7 @@ def write_report(runs_dir, dataset: str, report_dir, command: str = "", order=No
     atomic_write_text(out/"results.csv", iou_csv(runs))
     r = ReportInputs(runs, order, Path(runs_dir), dataset, out, {"miou_by_method.png": viz.plot_miou_by_method(runs, order)},
                      split, rows, rs.folders, rs.left_out)
-    sections = [_results, _left_out, _gains, _augmentation, *([_target_bn] if target_bn else []), *([_diagnosis] if diagnose else []),
+    sections = [_results, _left_out, _gains, _paired, _augmentation, *([_target_bn] if target_bn else []), *([_diagnosis] if diagnose else []),
                 _calibration, _ablations, _pseudo_labels, _bias_norms, *([_features] if features else [])]
     lines = [line for s in sections for line in s(r)] + ([notes, ""] if notes else []) + _cost(r) + _run_figures(r)
     for name, fig in r.figs.items(): _save(fig, out/"figures"/name)
