@@ -155,7 +155,7 @@ def make_layout(rng, domain, digits, pool):
     return lab, (signs > 0) & (lab == C['traffic sign'])
 
 # %% ../nbs/02b_shiftcity.ipynb #sc019
-DEFAULT_SHIFT = 0.7   # calibrated on target val (see "Calibration" below)
+DEFAULT_SHIFT = 0.5   # calibrated on target val (see "Calibration" below)
 CAMERA = dict(exposure=0.10, white_balance=0.04, blur=0.5, noise=0.02)   # the same in both domains
 
 def compose(lab, signs, split, mats, rng, shift=DEFAULT_SHIFT) -> np.ndarray:

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL = ("pole", "traffic light", "traffic sign", "person", "rider")
 
 def metrics(out, method):
-    p = Path(out)/"shiftcity"/method/"seed0"/"metrics.json"
+    p = ROOT/out/"shiftcity"/method/"seed0"/"metrics.json"
     return json.loads(p.read_text()) if p.is_file() else None
 
 def run(out, method):
@@ -37,7 +37,9 @@ def table(out) -> str:
     return "\n".join(lines)
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(); ap.add_argument("--out", default=str(ROOT/"reports/runs")); ap.add_argument("--table-only", action="store_true")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="reports/runs")   # relative to the repository root: no machine path in config.json
+    ap.add_argument("--table-only", action="store_true")
     a = ap.parse_args()
     if not a.table_only:
         ps = [run(a.out, k) for k in ("source_only", "oracle") if metrics(a.out, k) is None]
@@ -45,7 +47,7 @@ if __name__ == "__main__":
         if metrics(a.out, "adabn") is None: run(a.out, "adabn").wait()      # starts from source_only's checkpoint
     t = table(a.out)
     print(t)
-    if Path(a.out).resolve() == (ROOT/"reports/runs").resolve():
+    if (ROOT/a.out).resolve() == (ROOT/"reports/runs").resolve():
         from cda_nb.shiftcity import VERSION, DEFAULT_SHIFT
         (ROOT/"reports/shiftcity/calibration.md").write_text(
             f"# ShiftCity calibration (v{VERSION}, shift {DEFAULT_SHIFT}, seed 0, target val)\n\n"
