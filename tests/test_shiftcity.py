@@ -109,3 +109,15 @@ def test_experiments_file():
     methods = {s.method for s in exp.runs()}
     assert methods == {"source_only", "oracle", "adabn", "self_training", "bcl", "dacs", "ucda", "cluda", "clst", "sdca"}
     assert {s.seed for s in exp.runs()} == {0, 1, 2} and len(exp.runs()) == 30
+
+
+def test_committed_runs_are_entries_at_the_defaults():
+    "Every committed ShiftCity run folder (the calibration runs) is an entry of experiments/shiftcity.yaml and agrees with it."
+    from pathlib import Path
+    from cda_nb.experiments import load_experiments, check_committed
+    root = Path(__file__).parents[1]
+    exp = load_experiments(root / "experiments/shiftcity.yaml")
+    assert check_committed(exp, root / "reports/runs") == []
+    for m in (root / "reports/runs/shiftcity").glob("*/seed*/config.json"):
+        c = json.loads(m.read_text())
+        assert c["shiftcity_version"] == VERSION and c["identity"]["data"] == {"shiftcity": VERSION} and not c["data_root"]

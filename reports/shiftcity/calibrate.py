@@ -11,6 +11,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ("pole", "traffic light", "traffic sign", "person", "rider")
+EXPLORED = """Explored before (same defaults, seed 0; `DEFAULT_SHIFT` 0.7 instead of 0.5): source-only 0.335, oracle 0.667,
+adabn 0.340 (ratio 0.502, AdaBN's share +1.5 %); small classes of source-only: pole 0.178, traffic light 0.019,
+traffic sign 0.090, person 0.034, rider 0.002. 0.5 was kept: more of the small classes visible to the source model,
+the ratio still inside the band. See nbs/02b_shiftcity.ipynb, "Calibration".
+"""
 
 def metrics(out, method):
     p = ROOT/out/"shiftcity"/method/"seed0"/"metrics.json"
@@ -51,5 +56,9 @@ if __name__ == "__main__":
         from cda_nb.shiftcity import VERSION, DEFAULT_SHIFT
         (ROOT/"reports/shiftcity/calibration.md").write_text(
             f"# ShiftCity calibration (v{VERSION}, shift {DEFAULT_SHIFT}, seed 0, target val)\n\n"
-            "Regenerate: `python reports/shiftcity/calibrate.py` (trains the missing runs at the defaults; "
-            "`--table-only` rewrites this file from the run folders).\n\n" + t + "\n")
+            "Regenerate: `python reports/shiftcity/calibrate.py` from the repository root (trains the runs that are missing, "
+            "two at a time with one thread each, about 10 minutes on 2 CPU cores, then writes this file; remove "
+            "`reports/runs/shiftcity/{source_only,oracle,adabn}/seed0` first to train them again: the trainings are "
+            "deterministic and give the same numbers). `--table-only` rewrites this file from the run folders.\n\n"
+            "Targets: source-only / oracle in 0.4-0.6; AdaBN closes at most 15 % of the gap; source-only above 0 on the "
+            "small classes. All three met.\n\n" + t + "\n\n" + EXPLORED)
