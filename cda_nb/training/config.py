@@ -24,6 +24,9 @@ DATASET_DEFAULTS = {
     # the embedded benchmark: 128x256 images, trained on 128x128 crops, evaluated at full size
     "minicity": dict(src_resize=None, tgt_resize=None, crop=(128, 128), scale=(0.75, 1.5), eval_size=None, lr=0.02,
                      iters=1000, adapt_iters=500),
+    # the second embedded benchmark (nbs/02b_shiftcity): a class-conditional gap at MiniCity's sizes and cost
+    "shiftcity": dict(src_resize=None, tgt_resize=None, crop=(128, 128), scale=(0.75, 1.5), eval_size=None, lr=0.02,
+                      iters=1000, adapt_iters=500),
     # the papers' GTA5 -> Cityscapes setting: GTA5 at 1280x720, Cityscapes at 1024x512, 512x512 crops
     "gta5_cityscapes": dict(src_resize=(720, 1280), tgt_resize=(512, 1024), crop=(512, 512), scale=(0.5, 2.0),
                             eval_size=(512, 1024), lr=2.5e-4, iters=100000, adapt_iters=100000),
@@ -38,7 +41,7 @@ class TrainConfig:
     "All parameters of one run (see `train.ipynb` for their meaning)."
     method: str = "source_only"
     dataset: str = "minicity"
-    data_root: str = ""            # folder with gta5/ and cityscapes/ (minicity: generated into the cache when empty)
+    data_root: str = ""            # folder with gta5/ and cityscapes/ (minicity, shiftcity: generated into the cache when empty)
     source_root: str = ""          # overrides data_root/gta5
     target_root: str = ""          # overrides data_root/cityscapes
     benchmark_seed: int = 0        # which MiniCity instance (fixed across training seeds)

@@ -13,7 +13,7 @@ from ..data import (GTA5, SYNTHIA, Cityscapes, JointTransform, CLASSES19, IGNORE
                    class_presence, ClassBalancedChoice)
 
 # %% auto #0
-__all__ = ['LABEL_KEYS', 'SOURCE_FOLDER', 'SOURCE_SAMPLING', 'Stream', 'stream_loader', 'to_device', 'data_roots',
+__all__ = ['LABEL_KEYS', 'SOURCE_FOLDER', 'EMBEDDED', 'SOURCE_SAMPLING', 'Stream', 'stream_loader', 'to_device', 'data_roots',
            'source_dataset', 'train_crop', 'build_data', 'has_test_labels', 'check_run_inputs', 'source_sampler']
 
 # %% ../../nbs/training/02_streams.ipynb #017ea0a9
@@ -71,16 +71,20 @@ def to_device(batch, device):
     return out
 
 # %% ../../nbs/training/02_streams.ipynb #71d4176c
-SOURCE_FOLDER = {"minicity": "gta5", "gta5_cityscapes": "gta5", "synthia_cityscapes": "synthia"}
+SOURCE_FOLDER = {"minicity": "gta5", "shiftcity": "gta5", "gta5_cityscapes": "gta5", "synthia_cityscapes": "synthia"}
+
+EMBEDDED = {"minicity": "MiniCity", "shiftcity": "ShiftCity"}   # embedded benchmarks: key -> name (module cda_nb.<key>, `<key>_root`)
 
 def data_roots(cfg: TrainConfig):
     "Source and target roots of a run."
-    if cfg.dataset == "minicity" and not (cfg.data_root or cfg.source_root or cfg.target_root):
-        from cda_nb.minicity import minicity_root
+    if cfg.dataset in EMBEDDED and not (cfg.data_root or cfg.source_root or cfg.target_root):
+        import importlib
+        name, key = EMBEDDED[cfg.dataset], cfg.dataset
+        make_root = getattr(importlib.import_module(f"cda_nb.{key}"), f"{key}_root")
         quiet = progress_mode() in ("lines", "off")       # a log or papermill notebook: one line, not a text bar
-        if quiet and cfg.progress and not any(cache_dir().glob(f"minicity-*-seed{cfg.benchmark_seed}/minicity.json")):
-            print(f"MiniCity seed {cfg.benchmark_seed}: generating it into {cache_dir()} (first use, under a minute)", file=sys.stderr)
-        root = minicity_root(seed=cfg.benchmark_seed, progress=cfg.progress and not quiet)
+        if quiet and cfg.progress and not any(cache_dir().glob(f"{key}-*-seed{cfg.benchmark_seed}/{key}.json")):
+            print(f"{name} seed {cfg.benchmark_seed}: generating it into {cache_dir()} (first use, under a minute)", file=sys.stderr)
+        root = make_root(seed=cfg.benchmark_seed, progress=cfg.progress and not quiet)
     else:
         root = Path(cfg.data_root) if cfg.data_root else None
     if not root and not (cfg.source_root and cfg.target_root):

@@ -14,6 +14,7 @@ from ..data import Cityscapes, JointTransform, CLASSES19, photometric, AUG_DEFAU
 from ..models import build_model
 from ..teachers import frozen_copy
 from ..minicity import VERSION as MINICITY_VERSION
+from ..shiftcity import VERSION as SHIFTCITY_VERSION
 from ..methods.base import RunContext
 from .config import *
 from .config import METHODS
@@ -208,6 +209,7 @@ class Trainer(RunServices):
     def config_dict(self):
         mc = MINICITY_VERSION if self.cfg.dataset == "minicity" and not self.cfg.data_root else None   # the cached generator's
         return {**asdict(self.cfg), "method_hp": self.method.hp, "init_from": str(self.init_from or ""), "minicity_version": mc,
+                **({"shiftcity_version": SHIFTCITY_VERSION} if self.cfg.dataset == "shiftcity" and not self.cfg.data_root else {}),
                 "cda_nb_version": cda_nb.__version__, "torch_version": torch.__version__, "identity": self.identity}
 
     # defined in the component notebooks: training/04_ddp, training/05_checkpoints, training/06_evaluation
