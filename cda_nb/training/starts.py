@@ -97,6 +97,12 @@ def plan_start(cfg: TrainConfig) -> RunStart:
     if init == "source_only":
         d, s, diff = source_run_dir(cfg)                    # never another run's model: the weights depend on settings, not launch order
         if run_finished(d) and (d/"checkpoint.pt").is_file(): return RunStart(d/"checkpoint.pt")   # finished: its marker, not its files
+        if run_finished(d):                                 # finished, weights gone: never retrained over its results unasked
+            raise CDAError(f"this run starts from the source-only run {d} (init={cfg.init or 'source_only'!r}), which is finished "
+                           f"but has no checkpoint.pt (results committed without their weights, or the file was deleted). "
+                           f"Restore its checkpoint.pt, or train it again (method=source_only, resume=False, the same out_dir "
+                           f"and seed: its results move to superseded/), or pass init=<a checkpoint> to start from a model "
+                           f"of your choice.")
         c = committed_source_run(cfg)
         if c is not None:
             print(f"init: the committed source-only run {c} has exactly this run's source settings: starting from it "
