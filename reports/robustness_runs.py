@@ -355,3 +355,7 @@ def _(c): train(**c.p()); (c.run()/"superseded").write_text("x"); train(**c.p(re
 def _(c):
     train(**c.p(out_dir=str(c.tmp/"other"))); Trainer(**c.p(iters=4)).fit(stop_at=2); (c.run()/"checkpoint.pt").unlink()
     os.symlink(c.tmp/"other/minicity/source_only/seed0/checkpoint.pt", c.run()/"checkpoint.pt"); Trainer(**c.p(iters=4))
+
+@case("run identity", "adapting run whose finished source-only run lost its checkpoint", ("refused", "is finished but has no checkpoint.pt"))
+def _(c):
+    train(**c.p(init="")); (c.run()/"checkpoint.pt").unlink(); train(**c.p(method="self_training", init="", init_iters=2))

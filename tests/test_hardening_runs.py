@@ -198,3 +198,11 @@ def test_8_seed_and_tag_bounds(kw, msg):
 def test_8_out_dir_a_file(tiny_root, tmp_path):
     (tmp_path/"out").write_text("x")
     with pytest.raises(CDAError, match="is a file, not a folder \\(out_dir\\)"): train(**tiny(tiny_root, tmp_path/"out"))
+
+def test_adapting_run_from_a_finished_source_without_weights_is_named(tiny_root, tmp_path):
+    "A finished source-only folder whose checkpoint is gone (committed without weights) is named, never trained over unasked."
+    train(**tiny(tiny_root, tmp_path, init=""))
+    (run_of(tmp_path)/"checkpoint.pt").unlink(); before = (run_of(tmp_path)/"metrics.json").read_bytes()
+    with pytest.raises(CDAError, match="is finished but has no checkpoint.pt"):
+        train(**tiny(tiny_root, tmp_path, method="self_training", init="", init_iters=2))
+    assert (run_of(tmp_path)/"metrics.json").read_bytes() == before
