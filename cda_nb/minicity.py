@@ -15,9 +15,9 @@ from .data import (CLASSES19, ID2TRAIN, TRAIN2ID,
 # %% auto #0
 __all__ = ['VERSION', 'H', 'W', 'MC_CLASSES', 'MC_IDS', 'EGO_ID', 'SPLITS', 'MATERIALS', 'MNIST_RANGES', 'DOMAIN_LAYOUT',
            'DEFAULT_GAP', 'CITIES', 'TARGET_SPLITS', 'DEFAULT_SIZES', 'texture_path', 'texture_bands', 'Materials',
-           'mnist_digits', 'digit_mask', 'make_layout', 'compose', 'stylise', 'render', 'cityscapes_name',
-           'make_minicity', 'minicity_files', 'minicity_problem', 'clean_stale_temps', 'minicity_root',
-           'class_frequencies', 'show_minicity']
+           'mnist_digits', 'digit_mask', 'scene_ground', 'make_layout', 'compose', 'stylise', 'render',
+           'cityscapes_name', 'make_minicity', 'minicity_files', 'minicity_problem', 'clean_stale_temps',
+           'minicity_root', 'class_frequencies', 'show_minicity']
 
 # %% ../nbs/02_minicity.ipynb #5d25c16f
 VERSION = 2                  # bump when the generator's output changes (the cache folder is named after it)
@@ -106,11 +106,12 @@ def _paste(lab, mask, x0, y0, value):
     if ya < yb and xa < xb: lab[ya:yb, xa:xb][mask[ya - y0:yb - y0, xa - x0:xb - x0]] = value
 
 # %% ../nbs/02_minicity.ipynb #27e17d47
-def make_layout(rng, domain, digits, digit_range):
-    "A scene: Cityscapes ids (H,W) uint8 and the mask of digits printed on signs (H,W) bool."
-    L, C = DOMAIN_LAYOUT[domain], MC_IDS
+def scene_ground(rng, L) -> tuple:
+    """The scene without its objects, from a domain layout `L` (`DOMAIN_LAYOUT[domain]`): Cityscapes ids (H,W) uint8 of
+    sky, skyline, ground wedges and fence, the pixel grids (yy, xx), and the objects to place, far to near:
+    [(kind, foot y, foot x, scale in pixels below the horizon)]. ShiftCity (`02b_shiftcity`) draws its scenes from it too."""
+    C = MC_IDS
     u = lambda a: rng.uniform(*a)
-    dig = lambda h, w, fill=False: digit_mask(digits[rng.integers(*digit_range)], h, w, fill)
     n = lambda a: int(rng.integers(a[0], a[1] + 1))
     yh = int(u(L['horizon']) * H); vx = W / 2 + rng.uniform(-0.15, 0.15) * W
     lab = np.full((H, W), C['sky'], np.uint8)
@@ -143,8 +144,15 @@ def make_layout(rng, domain, digits, digit_range):
             + [('person',) + ground('walk') for _ in range(n(L['persons']))]
             + [('cyclist',) + ground('road' if rng.random() < 0.6 else 'walk') for _ in range(n(L['cyclists']))]
             + [('bike',) + ground('walk') for _ in range(n(L['bikes']))] + [('pole',) + ground('walk') for _ in range(n(L['poles']))])
+    return lab, yy, xx, sorted(objs, key=lambda o: o[1])
+
+def make_layout(rng, domain, digits, digit_range):
+    "A scene: Cityscapes ids (H,W) uint8 and the mask of digits printed on signs (H,W) bool."
+    L, C = DOMAIN_LAYOUT[domain], MC_IDS
+    dig = lambda h, w, fill=False: digit_mask(digits[rng.integers(*digit_range)], h, w, fill)
+    lab, yy, xx, objs = scene_ground(rng, L)
     signs = np.zeros((H, W), np.uint8)
-    for kind, y, x, s in sorted(objs, key=lambda o: o[1]):        # far to near
+    for kind, y, x, s in objs:                                    # far to near
         y, x = int(y), int(x)
         if kind == 'car':
             h, w = int(0.75 * s) + 2, int(1.3 * s) + 3; _paste(lab, dig(h, w, True), x - w // 2, y - h, C['car'])

@@ -9,7 +9,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 import numpy as np
 from .data import CLASSES19
-from .core import load_torch_file, CDAError, run_finished, FINISHED, atomic_write_bytes, atomic_write_text
+from .core import load_torch_file, CDAError, run_finished, FINISHED, atomic_write_bytes, atomic_write_text, save_png
 from .comparisons import compare, fmt_compare
 
 # %% auto #0
@@ -581,11 +581,11 @@ def _cost(r: ReportInputs) -> list:
 _RUN_FIGURES = ("predictions.png", "per_class_iou.png", "curves.png")
 
 def _save(fig, path):
-    """Write `fig` as the kit writes every figure (110 dpi, tight) and close it: rendered in memory, then written with
-    `core.atomic_write_bytes` (a temp file renamed over `path`: a link at `path` is replaced, never written through)."""
+    """Write `fig` as the kit writes every figure (`core.save_png`: 110 dpi, tight, a temp file renamed over `path`, so a
+    link at `path` is replaced, never written through) and close it."""
     import matplotlib.pyplot as plt
-    b = io.BytesIO(); fig.savefig(b, format="png", dpi=110, bbox_inches="tight"); plt.close(fig)
-    atomic_write_bytes(path, b.getvalue())
+    try: save_png(fig, path)
+    finally: plt.close(fig)
 
 def _run_figures(r: ReportInputs) -> list:
     """Each method's first seed's figures: training curves and per-class IoU redrawn from its `log.jsonl` and

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from .core import CDAError, cache_dir, atomic_write_json
 from .data import write_gta5_label, write_cityscapes_label
-from .minicity import (H, W, MC_CLASSES, MC_IDS, EGO_ID, SPLITS, TARGET_SPLITS, texture_bands, digit_mask,
+from .minicity import (H, W, MC_CLASSES, MC_IDS, EGO_ID, SPLITS, TARGET_SPLITS, texture_bands, digit_mask, scene_ground,
                        _paste, _blur, cityscapes_name, minicity_files, minicity_problem, class_frequencies, show_minicity,
                        _owner, _pid_alive)
 
@@ -88,43 +88,11 @@ SIZE = dict(pole_w=0.08, sign=0.55, light=0.50)
 def make_layout(rng, domain, digits, pool):
     "A scene: Cityscapes ids (H,W) uint8 and the mask of digits printed on signs (H,W) bool."
     L, C = DOMAIN_LAYOUT[domain], MC_IDS
-    u = lambda a: rng.uniform(*a)
     dig = lambda h, w, fill=False: digit_mask(digits[pool[rng.integers(len(pool))]], h, w, fill)
-    n = lambda a: int(rng.integers(a[0], a[1] + 1))
-    yh = int(u(L['horizon']) * H); vx = W / 2 + rng.uniform(-0.15, 0.15) * W
-    lab = np.full((H, W), C['sky'], np.uint8)
-    yy, xx = np.mgrid[0:H, 0:W]
-    x = 0                                                         # skyline: blocks of buildings and trees
-    while x < W:
-        bw = int(rng.integers(14, 60))
-        if rng.random() < L['trees']:
-            top = yh - int(rng.integers(8, 40)); cx, r = x + bw / 2, bw / 2
-            crown = (xx - cx) ** 2 / r ** 2 + (yy - top - r * 0.7) ** 2 / (r * 0.8) ** 2 < 1
-            lab[crown | ((xx >= x) & (xx < x + bw) & (yy > top + r * 0.7))] = C['vegetation']
-        else: lab[max(yh - int(rng.integers(12, min(60, yh))), 0):, x:x + bw] = C['building']
-        x += bw
-    depth, below = np.clip((yy - yh) / (H - yh), 0, None), yy > yh          # ground: wedges from (yh, vx)
-    rb = u(L['road']) * W; wb = rb + u(L['walk']) * W
-    if rng.random() < L['terrain']: lab[below & (np.abs(xx - vx) < (wb + rng.uniform(0.1, 0.3) * W) * depth + 2)] = C['terrain']
-    else: lab[below] = C['building']
-    lab[below & (np.abs(xx - vx) < wb * depth + 1)] = C['sidewalk']
-    lab[below & (np.abs(xx - vx) < rb * depth)] = C['road']
-    if rng.random() < L['fence']:                                 # a receding fence on one side
-        side = rng.choice([-1, 1]); fh = int(rng.integers(5, 12)); xs = (xx - vx - side * rng.uniform(20, 50)) * side
-        fm = (xs > 0) & (xs < rng.uniform(30, 100)) & (yy > yh - fh - xs * 0.08) & (yy <= yh + 2 + xs * 0.04)
-        lab[fm & (lab != C['sidewalk']) & (lab != C['road'])] = C['fence']
-    def ground(where, far=1.0):                                   # a foot point (y, x) and its scale (pixels below horizon)
-        y = rng.uniform(yh + 6, yh + 6 + far * (H + 4 - yh)); d = (y - yh) / (H - yh)
-        x = (vx + rng.uniform(-0.85, 0.85) * rb * d if where == 'road'
-             else vx + rng.choice([-1, 1]) * rng.uniform(rb * d + 1, wb * d + 2))
-        return y, x, y - yh
-    objs = ([('car',) + ground('road') for _ in range(n(L['cars']))] + [('truck',) + ground('road', far=0.5) for _ in range(n(L['trucks']))]
-            + [('person',) + ground('walk') for _ in range(n(L['persons']))]
-            + [('cyclist',) + ground('road' if rng.random() < 0.6 else 'walk') for _ in range(n(L['cyclists']))]
-            + [('bike',) + ground('walk') for _ in range(n(L['bikes']))] + [('pole',) + ground('walk') for _ in range(n(L['poles']))])
+    lab, yy, xx, objs = scene_ground(rng, L)                     # MiniCity's sky, skyline, ground and placements
     signs = np.zeros((H, W), np.uint8)
     ch, cw = L['car_hw']
-    for kind, y, x, s in sorted(objs, key=lambda o: o[1]):        # far to near
+    for kind, y, x, s in objs:                                    # far to near
         y, x = int(y), int(x)
         if kind == 'car':
             h, w = int(ch * s) + 3, int(cw * s) + 4; _paste(lab, dig(h, w, True), x - w // 2, y - h, C['car'])
