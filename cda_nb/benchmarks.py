@@ -144,11 +144,11 @@ def write_benchmarks(runs_dir, datasets, report_dir, command: str = "python repo
     g = gains_across(bench, split=split); rk, taus = rankings(bench, split); rv = reversals(bench, split)
     fig = plot_gains_across(g, ds, title=f"target {split} mIoU gain over the baselines on " + " and ".join(ds))
     save_png(fig, out/"figures"/"gains.png"); plt.close(fig)
-    n = {d: sorted({len(v) for v in bench[d].values()}) for d in ds}
+    n = {d: sorted({len(bench[d][k]) for k in headline(bench[d])}) for d in ds}
     lines = [f"# Across benchmarks: {', '.join(ds)}", "",
              f"Target **{split}** mIoU, every setting chosen on val; each benchmark's own report has the per-class tables and "
              f"the val numbers beside: " + ", ".join(f"[`reports/{d}/README.md`](../{d}/README.md)" for d in ds) +
-             f". Seeds per run folder: " + ", ".join(f"{d} {'/'.join(map(str, n[d]))}" for d in ds) + ".", "",
+             f". Seeds per method: " + ", ".join(f"{d} {'/'.join(map(str, n[d]))}" for d in ds) + ".", "",
              "## Gains over source-only and over the AdaBN control", "",
              "Each method's mIoU minus that of the baseline run of the **same seed** (same source model and data order), in "
              "points: mean [95 % Student-t interval over seeds]; **bold** where the interval excludes zero, *n.d.*: not "
