@@ -16,7 +16,7 @@ from .data import (CLASSES19, ID2TRAIN, TRAIN2ID,
 __all__ = ['VERSION', 'H', 'W', 'MC_CLASSES', 'MC_IDS', 'EGO_ID', 'SPLITS', 'MATERIALS', 'MNIST_RANGES', 'DOMAIN_LAYOUT',
            'DEFAULT_GAP', 'CITIES', 'TARGET_SPLITS', 'DEFAULT_SIZES', 'texture_path', 'texture_bands', 'Materials',
            'mnist_digits', 'digit_mask', 'scene_ground', 'make_layout', 'compose', 'stylise', 'render',
-           'cityscapes_name', 'make_minicity', 'minicity_files', 'minicity_problem', 'clean_stale_temps',
+           'cityscapes_name', 'make_minicity', 'minicity_files', 'minicity_problem', 'clean_stale_temps', 'cached_root',
            'minicity_root', 'class_frequencies', 'show_minicity']
 
 # %% ../nbs/02_minicity.ipynb #5d25c16f
@@ -294,34 +294,39 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError: return True
     return True
 
-def clean_stale_temps(cache, legacy_age=86400.0) -> list:
-    "Remove MiniCity temporary folders in `cache` left by generations that died (their pid is gone on this host); returns them."
+def clean_stale_temps(cache, legacy_age=86400.0, name='minicity') -> list:
+    """Remove the temporary folders of benchmark `name` (`minicity`, `shiftcity`) in `cache` left by generations that died
+    (their pid is gone on this host); returns them. Folders of the old form without a pid go after `legacy_age` seconds
+    (`None`: never; ShiftCity never wrote that form)."""
     import socket, re
     host, out = socket.gethostname().replace('-', '_'), []
-    for p in Path(cache).glob('.minicity-*'):
-        m = re.fullmatch(r"\.minicity-.+\.(?:tmp|old)-(?:([^-]+)-(\d+)-)?[^-]+", p.name)
+    for p in Path(cache).glob(f'.{name}-*'):
+        m = re.fullmatch(rf"\.{name}-.+\.(?:tmp|old)-(?:([^-]+)-(\d+)-)?[^-]+", p.name)
         if not m or not p.is_dir(): continue
-        if m.group(1) is None: stale = time.time() - p.stat().st_mtime > legacy_age      # the old form: no pid
+        if m.group(1) is None: stale = legacy_age is not None and time.time() - p.stat().st_mtime > legacy_age   # the old form: no pid
         else: stale = m.group(1) == host and int(m.group(2)) != os.getpid() and not _pid_alive(int(m.group(2)))
         if stale: shutil.rmtree(p, ignore_errors=True); out.append(p)
     return out
 
-def minicity_root(seed=0, force=False, progress=True, **size_overrides) -> Path:
-    "The root (with `gta5/` and `cityscapes/`) of the MiniCity instance `seed`, generated on first use."
-    bad = set(size_overrides) - set(DEFAULT_SIZES)
-    if bad: raise CDAError(f"unknown MiniCity parameter(s) {sorted(bad)}; valid: {', '.join(DEFAULT_SIZES)}")
-    sizes = {**DEFAULT_SIZES, **size_overrides}
-    suffix = ''.join(f"-{k}{sizes[k]}" for k in DEFAULT_SIZES if sizes[k] != DEFAULT_SIZES[k])
-    root = cache_dir()/f"minicity-v{VERSION}-seed{seed}{suffix}"
-    clean_stale_temps(root.parent)
+def cached_root(name, title, version, make, defaults, seed=0, force=False, progress=True, legacy_age=86400.0, **size_overrides) -> Path:
+    """The cache folder `<cache>/<name>-v<version>-seed<seed>[-<size><value>...]` of an embedded benchmark (MiniCity,
+    ShiftCity), made by `make(out, seed=, progress=, **sizes)` on first use and again when it is incomplete or was made
+    with other parameters (`<name>.json`, `minicity_problem`): generated into a temporary folder and renamed into place,
+    so a killed generation never leaves a root that looks complete, and two processes racing use the first one's."""
+    bad = set(size_overrides) - set(defaults)
+    if bad: raise CDAError(f"unknown {title} parameter(s) {sorted(bad)}; valid: {', '.join(defaults)}")
+    sizes = {**defaults, **size_overrides}
+    suffix = ''.join(f"-{k}{sizes[k]}" for k in defaults if sizes[k] != defaults[k])
+    root = cache_dir()/f"{name}-v{version}-seed{seed}{suffix}"
+    clean_stale_temps(root.parent, legacy_age, name)
     def current():                                              # complete, and made with these parameters?
-        try: m = json.loads((root/'minicity.json').read_text())
+        try: m = json.loads((root/f'{name}.json').read_text())
         except (OSError, ValueError): return False
-        made = m.get('version') == VERSION and m.get('seed') == seed and all(m.get(k) == v for k, v in sizes.items())
+        made = m.get('version') == version and m.get('seed') == seed and all(m.get(k) == v for k, v in sizes.items())
         return made and minicity_problem(root, **sizes) is None
     if current() and not force: return root
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-{_owner()}-"))
-    try: make_minicity(tmp, seed=seed, progress=progress, **sizes)
+    try: make(tmp, seed=seed, progress=progress, **sizes)
     except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
     old = None
     if root.exists() and (force or not current()):               # replace a forced, stale or incomplete one
@@ -332,6 +337,10 @@ def minicity_root(seed=0, force=False, progress=True, **size_overrides) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
     if old is not None: shutil.rmtree(old, ignore_errors=True)
     return root
+
+def minicity_root(seed=0, force=False, progress=True, **size_overrides) -> Path:
+    "The root (with `gta5/` and `cityscapes/`) of the MiniCity instance `seed`, generated on first use (`cached_root`)."
+    return cached_root('minicity', 'MiniCity', VERSION, make_minicity, DEFAULT_SIZES, seed, force, progress, **size_overrides)
 
 # %% ../nbs/02_minicity.ipynb #18e6c1c9
 def class_frequencies(root) -> dict:

@@ -137,7 +137,7 @@ def gap_closed(miou, src, oracle):
     return None if None in (miou, src, oracle) or oracle == src else (miou - src) / (oracle - src)
 
 # %% ../nbs/11_report.ipynb #chkrun01
-DATA_FIELDS = ("dataset", "data_root", "source_root", "target_root", "benchmark_seed", "minicity_version")
+DATA_FIELDS = ("dataset", "data_root", "source_root", "target_root", "benchmark_seed", "minicity_version", "shiftcity_version")
 _FREE = {"seed", "cda_nb_version", "torch_version", "identity"}            # besides the plumbing: may differ between the seeds of a row
 
 def _settings(c: dict, seed: int) -> dict:

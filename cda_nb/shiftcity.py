@@ -4,15 +4,15 @@
 
 # %% ../nbs/02b_shiftcity.ipynb #sc003
 from __future__ import annotations
-import os, json, shutil, tempfile, time
+import time
 from pathlib import Path
 import numpy as np
 from PIL import Image
-from .core import CDAError, cache_dir, atomic_write_json
+from .core import CDAError, atomic_write_json
 from .data import write_gta5_label, write_cityscapes_label
-from .minicity import (H, W, MC_CLASSES, MC_IDS, EGO_ID, SPLITS, TARGET_SPLITS, texture_bands, digit_mask, scene_ground,
+from .minicity import (H, W, MC_CLASSES, MC_IDS, EGO_ID, SPLITS, TARGET_SPLITS, texture_bands, digit_mask, scene_ground, cached_root,
                        _paste, _blur, cityscapes_name, minicity_files, minicity_problem, class_frequencies, show_minicity,
-                       _owner, _pid_alive)
+                       clean_stale_temps as clean_temps_of)
 
 # %% auto #0
 __all__ = ['VERSION', 'SC_CLASSES', 'THINGS', 'STUFF', 'STUFF_MATERIALS', 'THING_MATERIALS', 'SHAPE_DIGITS', 'DIGIT_SHARE',
@@ -186,43 +186,11 @@ def make_shiftcity(out, seed=0, n_source=600, n_train=500, n_val=150, n_test=150
 # %% ../nbs/02b_shiftcity.ipynb #sc025
 def clean_stale_temps(cache) -> list:
     "Remove ShiftCity temporary folders in `cache` left by generations that died (their pid is gone on this host); returns them."
-    import socket, re
-    host, out = socket.gethostname().replace('-', '_'), []
-    for p in Path(cache).glob('.shiftcity-*'):
-        m = re.fullmatch(r"\.shiftcity-.+\.(?:tmp|old)-([^-]+)-(\d+)-[^-]+", p.name)
-        if not m or not p.is_dir(): continue
-        if m.group(1) == host and int(m.group(2)) != os.getpid() and not _pid_alive(int(m.group(2))):
-            shutil.rmtree(p, ignore_errors=True); out.append(p)
-    return out
+    return clean_temps_of(cache, None, 'shiftcity')
 
 def shiftcity_root(seed=0, force=False, progress=True, **size_overrides) -> Path:
-    "The root (with `gta5/` and `cityscapes/`) of the ShiftCity instance `seed`, generated on first use."
-    bad = set(size_overrides) - set(DEFAULT_SIZES)
-    if bad: raise CDAError(f"unknown ShiftCity parameter(s) {sorted(bad)}; valid: {', '.join(DEFAULT_SIZES)}")
-    sizes = {**DEFAULT_SIZES, **size_overrides}
-    suffix = ''.join(f"-{k}{sizes[k]}" for k in DEFAULT_SIZES if sizes[k] != DEFAULT_SIZES[k])
-    root = cache_dir()/f"shiftcity-v{VERSION}-seed{seed}{suffix}"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(root.parent)
-    counts = {k: v for k, v in sizes.items() if k != 'shift'}
-    def current():                                              # complete, and made with these parameters?
-        try: m = json.loads((root/'shiftcity.json').read_text())
-        except (OSError, ValueError): return False
-        made = m.get('version') == VERSION and m.get('seed') == seed and all(m.get(k) == v for k, v in sizes.items())
-        return made and minicity_problem(root, **counts) is None
-    if current() and not force: return root
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-{_owner()}-"))
-    try: make_shiftcity(tmp, seed=seed, progress=progress, **sizes)
-    except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
-    old = None
-    if root.exists() and (force or not current()):               # replace a forced, stale or incomplete one
-        old = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.old-{_owner()}-")); os.replace(root, old/'x')
-    try: os.rename(tmp, root)
-    except OSError:                                             # another process finished first: use its folder
-        if not current(): raise
-        shutil.rmtree(tmp, ignore_errors=True)
-    if old is not None: shutil.rmtree(old, ignore_errors=True)
-    return root
+    "The root (with `gta5/` and `cityscapes/`) of the ShiftCity instance `seed`, generated on first use (MiniCity's `cached_root`)."
+    return cached_root('shiftcity', 'ShiftCity', VERSION, make_shiftcity, DEFAULT_SIZES, seed, force, progress, legacy_age=None, **size_overrides)
 
 # %% ../nbs/02b_shiftcity.ipynb #sc028
 def domain_statistics(root, n=60) -> dict:

@@ -11,16 +11,14 @@ from ..core import *
 from ..core import _sha256_file
 from ..data import Cityscapes
 from ..minicity import VERSION as MINICITY_VERSION
-from ..shiftcity import VERSION as SHIFTCITY_VERSION
 from .config import TrainConfig, make_config
-from .streams import data_roots, source_dataset
+from .streams import data_roots, source_dataset, EMBEDDED, embedded_version, uses_cached_benchmark
 from .starts import source_identity, read_config_json
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'settings_identity', 'files_identity', 'uses_cached_minicity', 'uses_cached_shiftcity', 'data_identity',
-           'start_identity', 'run_identity', 'stored_identity', 'asdict_default', 'identity_diff', 'check_identity',
-           'RunLocked', 'RunLock', 'tidy_run_folder', 'supersede', 'check_folder_path', 'check_start_data',
-           'remove_new_folders']
+__all__ = ['RUN_FILES', 'settings_identity', 'files_identity', 'data_identity', 'start_identity', 'run_identity',
+           'stored_identity', 'asdict_default', 'identity_diff', 'check_identity', 'RunLocked', 'RunLock',
+           'tidy_run_folder', 'supersede', 'check_folder_path', 'check_start_data', 'remove_new_folders']
 
 # %% ../../nbs/training/09_runfolder.ipynb #rf006
 _DATA_PATHS = ("data_root", "source_root", "target_root")
@@ -41,16 +39,9 @@ def files_identity(files, root) -> dict:
         h.update(f"{rel}\0{s}\n".encode()); n += 1; size += s
     return {"files": n, "bytes": size, "sha256": h.hexdigest()[:16]}
 
-def uses_cached_minicity(c: TrainConfig) -> bool:
-    return c.dataset == "minicity" and not (c.data_root or c.source_root or c.target_root)
-
-def uses_cached_shiftcity(c: TrainConfig) -> bool:
-    return c.dataset == "shiftcity" and not (c.data_root or c.source_root or c.target_root)
-
 def data_identity(c: TrainConfig) -> dict:
     "The identity of a run's data: a cached embedded benchmark's generator version (MiniCity, ShiftCity), else `files_identity` of the source images and of each target split's images."
-    if uses_cached_minicity(c): return {"minicity": MINICITY_VERSION}
-    if uses_cached_shiftcity(c): return {"shiftcity": SHIFTCITY_VERSION}
+    if uses_cached_benchmark(c): return {c.dataset: embedded_version(c.dataset)}
     src, tgt = data_roots(c)
     out = {"source": files_identity(source_dataset(c).images, src)}
     for split in ("train", "val", "test"):
@@ -80,10 +71,9 @@ def stored_identity(folder) -> dict:
     dft = json.loads(json.dumps(asdict_default()))
     settings = {k: stored.get(k, dft.get(k)) for k in settings_identity(TrainConfig())}
     if "method_hp" in stored: settings["method_hp"] = stored["method_hp"]
-    cached = stored.get("dataset", "minicity") == "minicity" and not any(stored.get(k) for k in _DATA_PATHS)
-    data = {"minicity": stored.get("minicity_version")} if cached and stored.get("minicity_version") else None
-    if stored.get("dataset") == "shiftcity" and stored.get("shiftcity_version") and not any(stored.get(k) for k in _DATA_PATHS):
-        data = {"shiftcity": stored["shiftcity_version"]}
+    ds = stored.get("dataset", "minicity")                 # a cached embedded benchmark: its generator version
+    cached = ds in EMBEDDED and not any(stored.get(k) for k in _DATA_PATHS)
+    data = {ds: stored[f"{ds}_version"]} if cached and stored.get(f"{ds}_version") else None
     d = {"settings": settings, "data": data, "start": None, "legacy": {k: stored.get(k, "") for k in _DATA_PATHS}}
     return {**d, "digest": _digest({k: d[k] for k in ("settings", "data", "start")})}
 

@@ -11,7 +11,7 @@ from typing import Optional
 import cda_nb
 from ..core import CDAError, run_dir, run_finished, write_finished
 from ..minicity import VERSION as MINICITY_VERSION
-from ..shiftcity import VERSION as SHIFTCITY_VERSION
+from .streams import embedded_version, uses_cached_benchmark
 from .config import TrainConfig, make_config, METHODS
 
 # %% auto #0
@@ -45,12 +45,11 @@ def source_config(cfg: TrainConfig) -> TrainConfig:
 def committed_source_run(cfg: TrainConfig, root=None):
     "The committed source-only run folder trained with exactly `source_config(cfg)`'s settings on the cached MiniCity (or ShiftCity), else None."
     s = source_config(cfg)
-    if s.dataset not in ("minicity", "shiftcity") or s.data_root or s.source_root or s.target_root: return None
-    version = {"minicity": MINICITY_VERSION, "shiftcity": SHIFTCITY_VERSION}[s.dataset]
+    if not uses_cached_benchmark(s): return None
     d = run_dir(root or COMMITTED_RUNS, s.dataset, "source_only", s.seed, create=False)
     if not ((d/"checkpoint.pt").is_file() and (d/"config.json").is_file() and run_finished(d)): return None
     stored = read_config_json(d)
-    if stored.get(f"{s.dataset}_version") != version: return None           # trained on another generator version
+    if stored.get(f"{s.dataset}_version") != embedded_version(s.dataset): return None           # trained on another generator version
     return d if not config_diff(stored, source_identity(s)) else None
 
 def source_identity(c: TrainConfig) -> dict:

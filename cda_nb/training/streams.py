@@ -13,8 +13,9 @@ from ..data import (GTA5, SYNTHIA, Cityscapes, JointTransform, CLASSES19, IGNORE
                    class_presence, ClassBalancedChoice)
 
 # %% auto #0
-__all__ = ['LABEL_KEYS', 'SOURCE_FOLDER', 'EMBEDDED', 'SOURCE_SAMPLING', 'Stream', 'stream_loader', 'to_device', 'data_roots',
-           'source_dataset', 'train_crop', 'build_data', 'has_test_labels', 'check_run_inputs', 'source_sampler']
+__all__ = ['LABEL_KEYS', 'SOURCE_FOLDER', 'EMBEDDED', 'SOURCE_SAMPLING', 'Stream', 'stream_loader', 'to_device',
+           'embedded_version', 'uses_cached_benchmark', 'data_roots', 'source_dataset', 'train_crop', 'build_data',
+           'has_test_labels', 'check_run_inputs', 'source_sampler']
 
 # %% ../../nbs/training/02_streams.ipynb #017ea0a9
 class Stream(Dataset):
@@ -75,9 +76,18 @@ SOURCE_FOLDER = {"minicity": "gta5", "shiftcity": "gta5", "gta5_cityscapes": "gt
 
 EMBEDDED = {"minicity": "MiniCity", "shiftcity": "ShiftCity"}   # embedded benchmarks: key -> name (module cda_nb.<key>, `<key>_root`)
 
+def embedded_version(key: str) -> int:
+    "The generator version of embedded benchmark `key` (`cda_nb.<key>.VERSION`): what identifies a cached instance's data."
+    import importlib
+    return importlib.import_module(f"cda_nb.{key}").VERSION
+
+def uses_cached_benchmark(cfg: TrainConfig) -> bool:
+    "True when a run reads an embedded benchmark generated into the cache (no data path given)."
+    return cfg.dataset in EMBEDDED and not (cfg.data_root or cfg.source_root or cfg.target_root)
+
 def data_roots(cfg: TrainConfig):
     "Source and target roots of a run."
-    if cfg.dataset in EMBEDDED and not (cfg.data_root or cfg.source_root or cfg.target_root):
+    if uses_cached_benchmark(cfg):
         import importlib
         name, key = EMBEDDED[cfg.dataset], cfg.dataset
         make_root = getattr(importlib.import_module(f"cda_nb.{key}"), f"{key}_root")
