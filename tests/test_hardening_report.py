@@ -76,6 +76,12 @@ def test_rows_on_different_data_roots_are_refused(runs):
     with pytest.raises(CDAError, match="different data \\(data_root\\)") as e: report(runs)
     assert "source_only/seed0" in str(e.value) and "bcl/seed0" in str(e.value)
 
+def test_rows_on_different_shiftcity_versions_are_refused(runs):
+    "The generator version of ShiftCity counts as data like MiniCity's: rows made from two versions are not compared."
+    for k, v in zip(ROWS, (1, 2)):
+        for s in SEEDS: edit_json(runs/f"{k}/seed{s}/config.json", shiftcity_version=v)
+    with pytest.raises(CDAError, match="different data \\(shiftcity_version\\)"): report(runs)
+
 def test_seeds_with_different_iters_are_not_averaged(runs):
     edit_json(runs/"source_only/seed2/config.json", iters=50)
     with pytest.raises(CDAError, match="differ in more than their seed.*iters") as e: report(runs)
